@@ -109,9 +109,9 @@ def point_index(component: str, name: str) -> int | None:
 
 def component_indices(components: tuple[str, ...] | list[str]) -> list[int]:
     """Return the canonical indices of the given components, in canonical order."""
-    wanted = {canonical_component(name) for name in components}
+    requested = {canonical_component(name) for name in components}
     indices: list[int] = []
     for component, part in COMPONENTS.items():
-        if component in wanted:
+        if component in requested:
             indices.extend(range(part.start, part.stop))
     return indices

@@ -1,0 +1,325 @@
+"""Importers for pose data as users commonly have it.
+
+- A folder of `.pose` files with a CSV that names each sample's file and
+  glosses (`import_pose_folder`). Column names of the PHOENIX-2014-T corpus
+  files (`name`, `speaker`, `orth`, `translation`) are understood as well.
+- The Progressive Transformers text format (`import_skels`): per split, one
+  line per sample in `<split>.skels` with the matching line of `<split>.gloss`,
+  `<split>.text` and `<split>.files`.
+
+Both write a corpus folder in this package's layout through `write_corpus`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from signattention_core import holistic
+from signattention_core.corpus.layout import (
+    SPLITS,
+    CorpusError,
+    Sample,
+    canonical_split,
+    write_corpus,
+)
+from signattention_core.text import normalize_text
+
+logger = logging.getLogger(__name__)
+
+# accepted spellings of each annotation column, first match wins
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "name", "sample_id"),
+    "path": ("path", "pose", "pose_path", "file"),
+    "gloss": ("gloss", "glosses", "orth"),
+    "text": ("text", "translation", "sentence", "words"),
+    "signer": ("signer", "speaker"),
+    "split": ("split",),
+    "repetition": ("repetition",),
+    "sentence_group": ("sentence_group",),
+    "gloss_spans": ("gloss_spans",),
+    "start": ("start",),
+    "end": ("end",),
+}
+
+
+def assign_splits(n_samples: int, fractions: Sequence[float], seed: int) -> list[str]:
+    """Assign train/val/test to samples at random, deterministically for a seed.
+
+    Every split gets at least one sample when there are three or more, so
+    that training has a validation set and extraction a test set.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not sum(fractions) > 0:
+        raise ValueError(f"split fractions {tuple(fractions)} must be three non-negative numbers "
+                         "(train, val, test) with a positive sum, e.g. 0.8,0.1,0.1")
+    total = float(sum(fractions))
+    counts = [int(round(n_samples * f / total)) for f in fractions]
+    if n_samples >= 3:
+        for i in range(3):
+            if counts[i] == 0:
+                counts[i] = 1
+    # give rounding surplus or deficit to train
+    counts[0] = n_samples - counts[1] - counts[2]
+    if counts[0] < 0:
+        raise ValueError(f"cannot split {n_samples} samples with fractions {tuple(fractions)}")
+    order = np.random.default_rng(seed).permutation(n_samples)
+    splits = [""] * n_samples
+    for position, index in enumerate(order):
+        if position < counts[0]:
+            splits[index] = "train"
+        elif position < counts[0] + counts[1]:
+            splits[index] = "val"
+        else:
+            splits[index] = "test"
+    return splits
+
+
+def _read_table(csv_path: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Read a `,`-, `|`- or tab-separated UTF-8 table; return its rows and our-name -> its-name columns."""
+    try:
+        content = csv_path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CorpusError(f"annotation table {csv_path} not found; pass the CSV that lists the samples") from None
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{csv_path} is not valid UTF-8 (byte offset {exc.start}); re-save it as UTF-8") from None
+    lines = content.splitlines()
+    if not lines:
+        raise CorpusError(f"{csv_path} is empty; write a header line such as id,gloss,text")
+    header_line = lines[0]
+    delimiter = max(("|", ",", "\t"), key=header_line.count)
+    rows = list(csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter))
+    present = {name.strip(): name for name in rows[0].keys()} if rows else {}
+    columns: dict[str, str] = {}
+    for ours, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in present:
+                columns[ours] = present[alias]
+                break
+    if "gloss" not in columns or ("id" not in columns and "path" not in columns):
+        raise CorpusError(
+            f"{csv_path}: header {header_line!r} needs a gloss column ({', '.join(COLUMN_ALIASES['gloss'])}) "
+            f"and an id or path column ({', '.join(COLUMN_ALIASES['id'] + COLUMN_ALIASES['path'])})")
+    return rows, columns
+
+
+def pose_file_info(path: Path) -> tuple[int, float]:
+    """Return the frame count and frame rate stored in a `.pose` file."""
+    from pose_format import Pose
+
+    try:
+        pose = Pose.read(path.read_bytes())
+    except Exception as exc:  # pose-format raises assorted errors on damaged files
+        raise CorpusError(f"{path} is not a readable .pose file ({exc}); re-export it with pose-format") from exc
+    return int(pose.body.data.shape[0]), float(pose.body.fps)
+
+
+def _find_pose_file(poses_dir: Path, sample_id: str, relative_path: str | None) -> Path | None:
+    candidates = []
+    if relative_path:
+        candidates.append(poses_dir / relative_path)
+    candidates += [poses_dir / f"{sample_id}.pose", poses_dir / sample_id / "capture.pose", poses_dir / sample_id]
+    for candidate in candidates:
+        if candidate.is_file() and candidate.suffix == ".pose":
+            return candidate
+    return None
+
+
+def import_pose_folder(
+    csv_path: str | Path,
+    poses_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    overwrite: bool = False,
+) -> list[Sample]:
+    """Import a folder of `.pose` files listed in a CSV into a corpus folder.
+
+    The CSV needs an id (`id`, `name`) or a path (`path`, relative to
+    `poses_dir`) and glosses (`gloss`, `glosses`, `orth`); `text`, `signer`,
+    `split`, `repetition`, `sentence_group`, `gloss_spans`, `start` and `end`
+    are taken when present. Without a `split` column, samples are assigned to
+    splits at random with `split_fractions` and `seed`. A row whose `.pose`
+    file is not found fails the import with the full list of missing files.
+    The `.pose` files are copied unchanged; fps and frame counts come from
+    their headers.
+    """
+    csv_path, poses_dir, out_dir = Path(csv_path), Path(poses_dir), Path(out_dir)
+    if not poses_dir.is_dir():
+        raise CorpusError(f"pose folder {poses_dir} not found; pass the folder that holds the .pose files")
+    rows, columns = _read_table(csv_path)
+
+    def value(row: dict[str, str], key: str) -> str:
+        column = columns.get(key)
+        return (row.get(column) or "").strip() if column else ""
+
+    samples_fields: list[dict] = []
+    sources: dict[str, Path] = {}
+    missing: list[str] = []
+    for line, row in enumerate(rows, start=2):
+        relative = value(row, "path") or None
+        sample_id = value(row, "id") or str(Path(relative).with_suffix("")).replace("\\", "/")
+        source = _find_pose_file(poses_dir, sample_id, relative)
+        if source is None:
+            missing.append(f"line {line}: {sample_id} (looked for {relative or sample_id + '.pose'} under {poses_dir})")
+            continue
+        frames, fps = pose_file_info(source)
+        spans_raw = value(row, "gloss_spans")
+        fields = {
+            "id": sample_id,
+            "gloss": value(row, "gloss"),
+            "text": value(row, "text"),
+            "signer": value(row, "signer") or None,
+            "repetition": int(value(row, "repetition")) if value(row, "repetition") else None,
+            "sentence_group": value(row, "sentence_group"),
+            "fps": fps,
+            "n_frames": frames,
+            "gloss_spans": tuple(tuple(pair) for pair in json.loads(spans_raw)) if spans_raw else None,
+            "split": canonical_split(value(row, "split")) if value(row, "split") else None,
+        }
+        extras = {key: value(row, key) for key in ("start", "end") if value(row, key) not in ("", "-1")}
+        if extras:
+            # a cropped segment has its own frame count, which the reader derives
+            fields["n_frames"] = None
+        fields["extras"] = extras
+        samples_fields.append(fields)
+        sources[sample_id] = source
+    if missing:
+        listing = "\n  ".join(missing)
+        raise CorpusError(f"{len(missing)} pose file(s) listed in {csv_path} were not found:\n  {listing}\n"
+                          "Fix the paths in the CSV or add the files.")
+
+    unassigned = [i for i, fields in enumerate(samples_fields) if fields["split"] is None]
+    if unassigned:
+        drawn = assign_splits(len(unassigned), split_fractions, seed)
+        for index, split in zip(unassigned, drawn):
+            samples_fields[index]["split"] = split
+        logger.info("assigned splits at random (seed %d) to %d sample(s)", seed, len(unassigned))
+
+    samples = [Sample(**fields) for fields in samples_fields]
+    metadata = {
+        "name": name or out_dir.name,
+        "id": name or out_dir.name,
+        "url": "",
+        "input_language": "",
+        "output_language": "",
+        "input_types": ["pose"],
+        "output_types": ["gloss", "text"] if any(s.text for s in samples) else ["gloss"],
+        "split_type": "random",
+        "source": f"imported from {csv_path.name} and .pose files",
+    }
+    write_corpus(out_dir, metadata, samples, sources, overwrite=overwrite)
+    return samples
+
+
+# Progressive Transformers joint order: 8 upper-body joints (nose, neck, then
+# two arms as shoulder, elbow, wrist) and two hands of 21 joints. The files do
+# not name the joints, so sides are assigned from the data: x grows towards
+# the image's right, the arm of joints 2-4 lies on the image's right (the
+# signer's left), and the first hand attaches to joint 7 and moves most in
+# 13 of the 15 PHOENIX-2014T samples checked, as a right-handed signer's
+# dominant hand does. The neck has no MediaPipe counterpart and is dropped.
+SKELS_BODY_JOINTS: tuple[str | None, ...] = (
+    "NOSE", None, "LEFT_SHOULDER", "LEFT_ELBOW", "LEFT_WRIST", "RIGHT_SHOULDER", "RIGHT_ELBOW", "RIGHT_WRIST",
+)
+SKELS_JOINTS = 50  # 8 body + 21 + 21 hand joints
+SKELS_VALUES_PER_FRAME = SKELS_JOINTS * 3 + 1  # x, y, z per joint plus a trailing counter
+
+
+def skels_to_holistic(values: np.ndarray, hand_order: tuple[str, str] = ("right_hand", "left_hand")) -> np.ndarray:
+    """Map one sample of Progressive Transformers values into the Holistic layout.
+
+    Args:
+        values: flat float array of F * 151 numbers (50 joints x 3 plus a counter per frame).
+        hand_order: which Holistic hand the first and second 21 hand joints are.
+
+    Returns:
+        (F, 543, 3) float32; body points without a counterpart, and the face, are NaN.
+        Coordinates are shifted by +0.5 in x and y so that the neck, the origin of
+        the format, sits at the image centre; the scale is kept.
+    """
+    if values.size % SKELS_VALUES_PER_FRAME:
+        raise ValueError(f"{values.size} values is not a multiple of {SKELS_VALUES_PER_FRAME} "
+                         "(50 joints x 3 coordinates + 1 counter per frame)")
+    frames = values.reshape(-1, SKELS_VALUES_PER_FRAME)[:, :-1].reshape(-1, SKELS_JOINTS, 3)  # (F, 50, 3)
+    pose = np.full((frames.shape[0], holistic.N_POINTS, 3), np.nan, dtype=np.float32)
+    for joint, point_name in enumerate(SKELS_BODY_JOINTS):
+        if point_name is not None:
+            pose[:, holistic.point_index("body", point_name)] = frames[:, joint]
+    for hand_number, component in enumerate(hand_order):
+        part = holistic.COMPONENTS[component]
+        first = len(SKELS_BODY_JOINTS) + hand_number * holistic.N_HAND
+        pose[:, part] = frames[:, first:first + holistic.N_HAND]
+    pose[..., :2] += 0.5
+    return pose
+
+
+def import_skels(
+    skels_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    fps: float = 25.0,
+    overwrite: bool = False,
+) -> list[Sample]:
+    """Import a Progressive Transformers data folder (train/dev/test `.skels` with `.gloss`, `.text`, `.files`).
+
+    Splits come from the file names (`dev` becomes `val`). Each `.skels` line
+    holds 151 numbers per frame; the trailing counter of each frame is dropped.
+    The four files of a split must have the same number of lines.
+    """
+    skels_dir, out_dir = Path(skels_dir), Path(out_dir)
+    samples: list[Sample] = []
+    poses: dict[str, np.ndarray] = {}
+    for split_name in ("train", "dev", "val", "test"):
+        skels_path = skels_dir / f"{split_name}.skels"
+        if not skels_path.is_file():
+            continue
+        split = canonical_split(split_name)
+        texts = {}
+        for suffix in ("gloss", "text", "files"):
+            path = skels_dir / f"{split_name}.{suffix}"
+            if not path.is_file():
+                raise CorpusError(f"{path} not found; each .skels file needs matching .gloss, .text and .files files")
+            texts[suffix] = path.read_text(encoding="utf-8").splitlines()
+        skels_lines = skels_path.read_text(encoding="utf-8").splitlines()
+        counts = {suffix: len(lines) for suffix, lines in texts.items()} | {"skels": len(skels_lines)}
+        if len(set(counts.values())) != 1:
+            raise CorpusError(f"{skels_dir}: the {split_name} files have different line counts {counts}; "
+                              "each line of the four files must describe the same sample")
+        for line, (skel_line, gloss, text, file_name) in enumerate(
+                zip(skels_lines, texts["gloss"], texts["text"], texts["files"]), start=1):
+            values = np.array(skel_line.split(), dtype=np.float32)
+            try:
+                pose = skels_to_holistic(values)
+            except ValueError as exc:
+                raise CorpusError(f"{skels_path}: line {line}: {exc}") from None
+            sample_id = normalize_text(file_name).replace("\\", "/")
+            samples.append(Sample(id=sample_id, split=split, gloss=gloss, text=text, fps=fps,
+                                  n_frames=int(pose.shape[0])))
+            poses[sample_id] = pose
+    if not samples:
+        raise CorpusError(f"no <split>.skels file found in {skels_dir}; expected train.skels, dev.skels or test.skels")
+    present = {s.split for s in samples}
+    if not set(SPLITS) <= present:
+        logger.warning("%s has no sample in split(s) %s", skels_dir, ", ".join(sorted(set(SPLITS) - present)))
+    metadata = {
+        "name": name or out_dir.name,
+        "id": name or out_dir.name,
+        "url": "",
+        "input_language": "",
+        "output_language": "",
+        "input_types": ["pose"],
+        "output_types": ["gloss", "text"],
+        "split_type": "random",
+        "source": "Progressive Transformers skeleton files (50 joints in 3D, neck-centred)",
+    }
+    write_corpus(out_dir, metadata, samples, poses, overwrite=overwrite)
+    return samples
