@@ -75,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "faster on a GPU, but float32 rounding then makes sharp weights depend on the batch by up to about 1e-5"
         ),
     )
+    parser.add_argument(
+        "--no-poses", action="store_true",
+        help="do not store body and hand keypoints in the artifact; the pose player then reads the corpus folder",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings only and hide the progress bar")
     return parser.parse_args(argv)
 
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=args.checkpoint,
             encoder_per_sample=not args.batched_encoder,
             progress=not args.quiet,
+            store_poses=not args.no_poses,
         )
         out_dir = extract(config)
     except (ArtifactError, CheckpointError, CorpusError, FileNotFoundError, ValueError) as error:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from signattention_core import holistic
 from signattention_core import metrics as alignment
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 # table names, in the order they are written and checked
-TABLES: tuple[str, ...] = ("samples", "attention", "contributions", "metrics")
+TABLES: tuple[str, ...] = ("samples", "attention", "contributions", "metrics", "poses")
 
 # attention modules, in the order their rows are stored for each sample
 MODULES: tuple[str, ...] = ("encoder_self", "decoder_self", "cross")
@@ -164,11 +165,26 @@ METRICS_SCHEMA = pa.schema(
     + [(name, pa.float64()) for name in alignment.METRIC_NAMES]
 )
 
+# keypoints kept for the dashboard's pose player: body and both hands, in canonical order
+POSE_POINTS: np.ndarray = np.array(
+    holistic.component_indices(["body", "left_hand", "right_hand"]), dtype=np.int16
+)
+
+POSES_SCHEMA = pa.schema(
+    [
+        ("sample_idx", pa.int32()),
+        ("n_frames", pa.int32()),
+        ("points", pa.list_(pa.int16())),
+        ("xy", pa.list_(pa.float16())),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "samples": SAMPLES_SCHEMA,
     "attention": ATTENTION_SCHEMA,
     "contributions": CONTRIBUTIONS_SCHEMA,
     "metrics": METRICS_SCHEMA,
+    "poses": POSES_SCHEMA,
 }
 
 # columns stored with byte-stream-split encoding, which compresses float weights better under zstd
@@ -177,6 +193,7 @@ _FLOAT_LIST_COLUMNS: dict[str, list[str]] = {
     "attention": ["weights.list.element"],
     "contributions": ["profile.list.element", "head_profiles.list.element"],
     "metrics": [],
+    "poses": [],
 }
 
 # columns worth dictionary encoding: few distinct values
@@ -185,6 +202,7 @@ _DICTIONARY_COLUMNS: dict[str, list[str]] = {
     "attention": ["module"],
     "contributions": ["token"],
     "metrics": [],
+    "poses": [],
 }
 
 _PROFILE_COLUMNS = ("profile", "head_profiles")
@@ -227,6 +245,7 @@ class SampleRecord:
     cross_norm: np.ndarray  # (L_dec, N) norm of the cross-attention block output per step
     signed_diff: np.ndarray  # (L_dec, N) the study's signed mean difference per step
     ends_with_eos: bool = True  # False when decoding stopped at max_len, so step N-1 is not EOS
+    pose: np.ndarray | None = None  # (F, 543, C) raw pose; body and hand x, y are kept for the pose player
 
 
 def final_token(ends_with_eos: bool) -> str:
@@ -484,6 +503,29 @@ def _metrics_batch(record: SampleRecord, arrays: dict[str, np.ndarray]) -> pa.Re
                 value = values[name]
                 rows[name].append(None if math.isnan(value) else value)
     return pa.RecordBatch.from_pydict(rows, schema=METRICS_SCHEMA)
+
+
+def _poses_batch(record: SampleRecord) -> pa.RecordBatch:
+    """Build the one poses row of a record: body and hand x, y in float16, or nulls without a pose."""
+    row = {"sample_idx": [record.sample_idx], "n_frames": [int(record.n_frames)], "points": [None], "xy": [None]}
+    if record.pose is not None:
+        pose = np.asarray(record.pose)
+        if pose.ndim == 4:
+            pose = pose[:, 0]  # (F, K, C) of the first person
+        if pose.ndim != 3 or pose.shape[1] != holistic.N_POINTS or pose.shape[2] < 2:
+            raise ArtifactError(
+                f"sample {record.sample_idx} ({record.id!r}) pose has shape {pose.shape}; "
+                "expected (F, 543, C) in MediaPipe Holistic order"
+            )
+        if pose.shape[0] != record.n_frames:
+            raise ArtifactError(
+                f"sample {record.sample_idx} ({record.id!r}) pose has {pose.shape[0]} frames "
+                f"but n_frames is {record.n_frames}"
+            )
+        xy = pose[:, POSE_POINTS, :2].astype(np.float16)  # (F, 75, 2)
+        row["points"] = [POSE_POINTS]
+        row["xy"] = [xy.reshape(-1)]
+    return pa.RecordBatch.from_pydict(row, schema=POSES_SCHEMA)
 
 
 def _samples_batch(
@@ -765,6 +807,7 @@ class ArtifactWriter:
         attention.append(_attention_batch(record.sample_idx, arrays))
         self._streams["contributions"].append(_contributions_batch(record, arrays))
         self._streams["metrics"].append(_metrics_batch(record, arrays))
+        self._streams["poses"].append(_poses_batch(record))
         self._streams["samples"].append(
             _samples_batch(record, arrays, self.files["attention"], row_group)
         )
@@ -1216,6 +1259,23 @@ class Artifact:
             "sample_idx",
         ]
         return pd.DataFrame(rows, columns=columns)
+
+    def pose(self, sample_idx: int) -> np.ndarray | None:
+        """Return one sample's stored pose as (F, 543, 2) float32, NaN where not stored or detected.
+
+        Returns None when the extraction stored no pose for the sample.
+        """
+        table = self.read_table("poses", filters=[("sample_idx", "=", int(sample_idx))])
+        if table.num_rows == 0:
+            raise ArtifactError(f"{self.path}: sample_idx {sample_idx} not found in the poses table")
+        row = table.slice(0, 1).to_pylist()[0]
+        if row["xy"] is None:
+            return None
+        points = np.asarray(row["points"], dtype=np.int64)
+        xy = np.asarray(row["xy"], dtype=np.float32).reshape(row["n_frames"], points.size, 2)
+        pose = np.full((row["n_frames"], holistic.N_POINTS, 2), np.nan, dtype=np.float32)
+        pose[:, points] = xy
+        return pose
 
     def _attention_index(self) -> pd.DataFrame:
         if self._index is None:

@@ -103,6 +103,8 @@ class ExtractionConfig:
     encoder_per_sample: bool = True
     # show a progress bar on rank 0
     progress: bool = True
+    # store each sample's body and hand keypoints (x, y, float16) for the dashboard's pose player
+    store_poses: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -266,6 +268,21 @@ def decode_and_capture(
     return hypothesis_ids, captured
 
 
+def corpus_path_for(corpus_root: Path, out_dir: Path) -> str:
+    """Return the corpus folder as run.json records it.
+
+    The path is relative to the artifact folder when the two share a parent
+    folder below the file-system root, so that a repository moved or cloned
+    elsewhere still finds its corpus; otherwise it is absolute.
+    """
+    corpus_root = Path(corpus_root).resolve()
+    out_dir = Path(out_dir).resolve()
+    common = Path(os.path.commonpath([corpus_root, out_dir]))
+    if common == Path(common.anchor):
+        return str(corpus_root)
+    return os.path.relpath(corpus_root, out_dir)
+
+
 def build_record(
     sample_idx: int,
     sample: Sample,
@@ -362,7 +379,7 @@ def build_run_info(
         "checkpoint_epoch": loaded.info.get("epoch"),
         "corpus": {
             "name": corpus.name,
-            "path": str(corpus.root.resolve()),
+            "path": corpus_path_for(corpus.root, config.out_dir),
             "split_size": len(corpus.split(config.split)),
             "dropped": {reason: list(ids) for reason, ids in dataset.dropped.items()},
             "extracted": n_selected,
@@ -538,6 +555,8 @@ def _extract_batch(
             captured=captured[row],
             output_mode=dataset.output_mode,
         )
+        if config.store_poses:
+            record.pose = dataset.corpus.load_pose(sample.id)  # (F, 543, 3)
         writer.add_sample(record)
         references.append(reference_tokens)
         hypotheses.append(hypothesis_tokens)

@@ -14,6 +14,7 @@ from signattention_core import metrics as alignment
 from signattention_core.artifacts import (
     EOS_TOKEN,
     HEAD_MEAN,
+    POSE_POINTS,
     SCHEMA_VERSION,
     TRUNCATED_TOKEN,
     Artifact,
@@ -590,3 +591,28 @@ def test_truncated_hypothesis_final_step(tmp_path):
     assert list(final["is_eos"]) == [True, False]
     assert list(final["is_final"]) == [True, True]
     assert list(artifact.metrics(head=HEAD_MEAN)["n_glosses"]) == [3, 3]
+
+
+def test_pose_round_trip_keeps_body_and_hands(tmp_path):
+    rng = np.random.default_rng(7)
+    with_pose = make_record(rng, 0)
+    pose = rng.random((with_pose.n_frames, 543, 3)).astype(np.float32)
+    pose[2, 510] = np.nan
+    with_pose.pose = pose
+    without_pose = make_record(rng, 1)
+    artifact = Artifact.open(write(tmp_path / "poses", [with_pose, without_pose]))
+
+    stored = artifact.pose(0)
+    assert stored.shape == (with_pose.n_frames, 543, 2)
+    kept = POSE_POINTS.astype(int)
+    np.testing.assert_allclose(stored[:, kept], pose[:, kept, :2], atol=1e-3)
+    assert np.isnan(stored[2, 510]).all()
+    assert np.isnan(stored[:, 33:501]).all()
+    assert artifact.pose(1) is None
+
+
+def test_pose_frame_count_mismatch_rejected(tmp_path):
+    record = make_record(np.random.default_rng(8), 0)
+    record.pose = np.zeros((record.n_frames + 2, 543, 3), dtype=np.float32)
+    with pytest.raises(ArtifactError, match=r"pose has \d+ frames but n_frames is \d+"):
+        write(tmp_path / "bad", [record])

@@ -16,10 +16,10 @@ from signattention_core.artifacts import Artifact, ArtifactError
 from signattention_core.capture import capture_step_by_step
 from signattention_core.checkpoint import load_run, save_checkpoint
 from signattention_core.config import TrainConfig
-from signattention_core.corpus import Sample, write_corpus
+from signattention_core.corpus import Corpus, Sample, write_corpus
 from signattention_core.dataset import SignDataset, collate, fit_tokenizer
 from signattention_core.evaluation import translation_metrics
-from signattention_core.extraction import ExtractionConfig, extract
+from signattention_core.extraction import ExtractionConfig, corpus_path_for, extract
 from signattention_core.model import SignTransformer
 from signattention_core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from signattention_core.transforms import n_features
@@ -243,6 +243,24 @@ def test_sample_scores(greedy_artifact):
     assert "per_sample" not in summary
 
 
+def test_artifact_stores_poses(greedy_artifact, tiny_run):
+    corpus_dir, _ = tiny_run
+    corpus = Corpus.open(corpus_dir)
+    samples = greedy_artifact.samples(columns=["id", "n_frames"])
+    first = samples.iloc[0]
+    stored = greedy_artifact.pose(int(first["sample_idx"]))
+    raw = corpus.load_pose(first["id"])
+
+    assert stored.shape == (first["n_frames"], 543, 2)
+    body = slice(0, 33)
+    np.testing.assert_allclose(stored[:, body], raw[:, body, :2], atol=1e-3, equal_nan=True)
+
+
+def test_corpus_path_absolute_without_shared_parent():
+    assert corpus_path_for(Path("/corpus-a"), Path("/artifacts-b/run")) == "/corpus-a"
+    assert corpus_path_for(Path("/data/corpus"), Path("/data/artifacts/run")) == "../../corpus"
+
+
 def test_run_info(greedy_artifact, tiny_run):
     corpus_dir, run_dir = tiny_run
     run = greedy_artifact.run
@@ -250,7 +268,9 @@ def test_run_info(greedy_artifact, tiny_run):
 
     assert run["checkpoint_sha256"] == digest
     assert run["corpus"]["name"] == "tiny"
-    assert Path(run["corpus"]["path"]) == corpus_dir.resolve()
+    # the corpus path is stored relative to the artifact folder when they share a parent
+    assert not Path(run["corpus"]["path"]).is_absolute()
+    assert (greedy_artifact.path / run["corpus"]["path"]).resolve() == corpus_dir.resolve()
     assert run["split"] == "test"
     assert run["decoding"]["method"] == "greedy"
     assert run["decoding"]["max_len"] == TINY_CONFIG.max_tokens + 1
