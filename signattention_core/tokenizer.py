@@ -2,6 +2,8 @@
 
 Ids 0-3 are the special tokens PAD, UNK, BOS and EOS. Words follow in order
 of first appearance in the training sequences, as in the study's tokenizer.
+Words are compared in Unicode NFC, so composed and decomposed spellings of
+one Greek gloss (and the Greek question mark U+037E and `;`) are one token.
 The vocabulary is saved as UTF-8 JSON `{"tokens": [...]}`, specials included,
 so that the id of a token is its position in the list.
 """
@@ -12,6 +14,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,8 +25,15 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS)
 
-# a word (letters, digits, underscores, with inner apostrophes or hyphens) or one punctuation mark
-_TEXT_TOKEN = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+# a word (letters, digits, underscores and combining accents, with inner apostrophes or hyphens)
+# or one punctuation mark
+_WORD_CHAR = r"[\w\u0300-\u036f]"
+_TEXT_TOKEN = re.compile(rf"{_WORD_CHAR}+(?:['’\-]{_WORD_CHAR}+)*|[^\w\s\u0300-\u036f]")
+
+
+def _nfc(token: object) -> object:
+    # non-strings pass through, so that the constructor can name them as invalid tokens
+    return unicodedata.normalize("NFC", token) if isinstance(token, str) else token
 
 
 def split_text(text: str) -> list[str]:
@@ -31,9 +41,9 @@ def split_text(text: str) -> list[str]:
 
     Words keep inner apostrophes and hyphens ("don't", "Jean-Luc"). Every
     other punctuation mark is a token of its own, so "Πού μένεις;" gives
-    ["Πού", "μένεις", ";"].
+    ["Πού", "μένεις", ";"]. The text is put in NFC first.
     """
-    return _TEXT_TOKEN.findall(text)
+    return _TEXT_TOKEN.findall(unicodedata.normalize("NFC", text))
 
 
 class Tokenizer:
@@ -45,13 +55,13 @@ class Tokenizer:
     EOS = EOS_ID
 
     def __init__(self, tokens: Sequence[str]):
-        """Create a tokenizer from its full token list, specials first.
+        """Create a tokenizer from its full token list, specials first; tokens are stored in NFC.
 
         Raises:
             ValueError: if the list does not start with the four special
                 tokens, repeats a token, or contains an empty or non-string token.
         """
-        tokens = list(tokens)
+        tokens = [_nfc(token) for token in tokens]
         if tuple(tokens[:4]) != SPECIAL_TOKENS:
             raise ValueError(f"vocabulary must start with {list(SPECIAL_TOKENS)}, got {tokens[:4]}")
         bad = [token for token in tokens if not isinstance(token, str) or not token or token != token.strip()]
@@ -78,7 +88,7 @@ class Tokenizer:
         for number, sequence in enumerate(sequences):
             if isinstance(sequence, str):
                 raise ValueError(f"sequence {number} is the string {sequence!r}; pass a list of tokens")
-            for word in sequence:
+            for word in map(_nfc, sequence):
                 if word in SPECIAL_TOKENS:
                     raise ValueError(f"sequence {number} contains the special token {word!r} as a word; "
                                      "rename it in the corpus")
@@ -107,7 +117,7 @@ class Tokenizer:
         return len(self.tokens)
 
     def __contains__(self, token: object) -> bool:
-        return token in self.token_to_id
+        return _nfc(token) in self.token_to_id
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and self.tokens == other.tokens
@@ -121,10 +131,10 @@ class Tokenizer:
         return self.tokens[len(SPECIAL_TOKENS):]
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
-        """Map tokens to ids, unknown ones to UNK, without adding BOS or EOS."""
+        """Map tokens (compared in NFC) to ids, unknown ones to UNK, without adding BOS or EOS."""
         if isinstance(tokens, str):
             raise ValueError(f"encode got the string {tokens!r}; pass a list of tokens")
-        return [self.token_to_id.get(token, UNK_ID) for token in tokens]
+        return [self.token_to_id.get(_nfc(token), UNK_ID) for token in tokens]
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         """Map ids to tokens, stopping at the first EOS and dropping PAD and BOS.

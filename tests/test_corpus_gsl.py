@@ -234,3 +234,19 @@ def test_missing_split_file(small_gsl):
     (small_gsl / "gsl_split_SI_dev.csv").unlink()
     with pytest.raises(GslImportError, match="lacks gsl_split_SI_dev.csv"):
         load_gsl_samples(small_gsl, "si")
+
+
+def test_windows_files_are_read(small_gsl):
+    for path in small_gsl.iterdir():
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    samples, _ = load_gsl_samples(small_gsl, "si")
+    assert samples[0].id == "police1/police1_signer1_rep1_sentences/sentences0005"
+    assert samples[0].gloss == "ΣΠΙΤΙ ΕΓΩ(1) ΚΑΤΩ(2) ΜΑΓΑΖΙ"
+    assert samples[0].text == "πάω σπίτι"
+
+
+def test_greek_windows_split_file_names_encoding(small_gsl):
+    (small_gsl / "gsl_split_SI_dev.csv").write_bytes(
+        "police1/police1_signer3_rep1_sentences/sentences0000|ΓΕΙΑ\n".encode("cp1253"))
+    with pytest.raises(GslImportError, match=r"gsl_split_SI_dev.csv: line 1: .*iconv -f WINDOWS-1253"):
+        load_gsl_samples(small_gsl, "si")

@@ -188,3 +188,119 @@ def test_video_path(corpus_dir):
 def test_open_missing_folder(tmp_path):
     with pytest.raises(CorpusError, match="not found"):
         Corpus.open(tmp_path / "nowhere")
+
+
+def _write_folder(root, annotations: bytes, poses: dict[str, int]) -> None:
+    (root / "poses").mkdir(parents=True)
+    (root / "metadata.json").write_text(json.dumps(METADATA), encoding="utf-8")
+    (root / "annotations.csv").write_bytes(annotations)
+    for sample_id, n_frames in poses.items():
+        np.save(root / "poses" / f"{sample_id}.npy", _pose(n_frames)[:, None])
+
+
+def test_reads_crlf_bom_and_quoted_delimiters(tmp_path):
+    root = tmp_path / "windows"
+    content = 'id,split,gloss,text\r\ns1,TEST,"ΕΓΩ(1) ΠΟΙΟΣ;","γεια, σου"\r\ns2,Dev,ΝΑΙ,ναι\r\n'
+    _write_folder(root, b"\xef\xbb\xbf" + content.encode("utf-8"), {"s1": 3, "s2": 3})
+    corpus = Corpus.open(root, check_poses=True)
+    assert [s.id for s in corpus.samples] == ["s1", "s2"]
+    assert [s.split for s in corpus.samples] == ["test", "val"]
+    assert corpus.samples[0].gloss == "ΕΓΩ(1) ΠΟΙΟΣ;"
+    assert corpus.samples[0].text == "γεια, σου"
+
+
+def test_reads_semicolon_separated_excel_export(tmp_path):
+    root = tmp_path / "excel"
+    content = 'id;split;gloss;text\ns1;train;"ΠΟΙΟΣ;";"ποιος;"\n'
+    _write_folder(root, content.encode("utf-8"), {"s1": 3})
+    sample = Corpus.open(root).samples[0]
+    assert sample.gloss == "ΠΟΙΟΣ;"
+    assert sample.text == "ποιος;"
+
+
+def test_greek_windows_encoding_is_named_in_fix(tmp_path):
+    root = tmp_path / "cp1253"
+    _write_folder(root, "id,split,gloss,text\ns1,train,ΕΓΩ(1),γεια σου\n".encode("cp1253"), {"s1": 3})
+    with pytest.raises(CorpusError) as info:
+        Corpus.open(root)
+    message = str(info.value)
+    assert "annotations.csv, line 2: invalid UTF-8 byte" in message
+    assert "Windows-1253" in message
+    assert "iconv -f WINDOWS-1253 -t UTF-8" in message
+
+
+def test_utf16_encoding_is_named_in_fix(tmp_path):
+    root = tmp_path / "utf16"
+    _write_folder(root, "id\tsplit\tgloss\ns1\ttrain\tΝΑΙ\n".encode("utf-16"), {"s1": 3})
+    with pytest.raises(CorpusError, match="iconv -f UTF-16 -t UTF-8"):
+        Corpus.open(root)
+
+
+def test_metadata_with_bom_is_read(corpus_dir):
+    path = corpus_dir / "metadata.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert Corpus.open(corpus_dir).metadata == METADATA
+
+
+@pytest.mark.parametrize("sample_id", ["a\nb", "a\tb", "a\x00b", "tail\r"])
+def test_write_rejects_control_characters_in_ids(tmp_path, sample_id):
+    with pytest.raises(CorpusError, match="control character"):
+        write_corpus(tmp_path / "c", METADATA, [Sample(sample_id, "train", "A")], lambda _: _pose(3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_rejects_control_characters_in_ids(tmp_path):
+    root = tmp_path / "tab"
+    _write_folder(root, "id,split,gloss\n\"a\tb\",train,ΝΑΙ\n".encode(), {})
+    with pytest.raises(CorpusError, match="line 2: the id 'a\\\\tb' contains a control character"):
+        Corpus.open(root)
+
+
+def test_write_rejects_spans_that_do_not_fit_glosses(tmp_path):
+    bad = [
+        Sample("two", "train", "ΕΓΩ(1) ΠΟΙΟΣ;", gloss_spans=((0, 4),)),
+        Sample("empty", "train", "ΝΑΙ", gloss_spans=((3, 3),)),
+        Sample("negative", "train", "ΝΑΙ", gloss_spans=((-1, 2),)),
+    ]
+    with pytest.raises(CorpusError) as info:
+        write_corpus(tmp_path / "c", METADATA, bad, lambda _: _pose(5))
+    message = str(info.value)
+    assert "id two: gloss_spans ((0, 4),): 1 spans for 2 glosses" in message
+    assert "id empty: gloss_spans ((3, 3),): span [3, 3] is not a non-empty range" in message
+    assert "id negative: gloss_spans ((-1, 2),): span [-1, 2]" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_refuses_folder_that_is_not_a_corpus(tmp_path):
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.tex").write_text("keep me", encoding="utf-8")
+    samples = _samples()[:1]
+    with pytest.raises(CorpusError, match="does not look like a corpus"):
+        write_corpus(documents, METADATA, samples, lambda _: _pose(3), overwrite=True)
+    assert (documents / "thesis.tex").read_text(encoding="utf-8") == "keep me"
+
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("keep me too", encoding="utf-8")
+    with pytest.raises(CorpusError, match="is a file or a symbolic link, not a folder"):
+        write_corpus(not_a_folder, METADATA, samples, lambda _: _pose(3), overwrite=True)
+    assert not_a_folder.read_text(encoding="utf-8") == "keep me too"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_corpus(empty, METADATA, samples, lambda _: _pose(3), overwrite=True)
+    assert len(Corpus.open(empty)) == 1
+
+
+def test_interrupted_overwrite_keeps_old_corpus(corpus_dir):
+    def interrupted(sample_id):
+        if sample_id == "b":
+            raise KeyboardInterrupt
+        return _pose(3)
+
+    before = sorted(p.relative_to(corpus_dir) for p in corpus_dir.rglob("*"))
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus(corpus_dir, METADATA, _samples(), interrupted, overwrite=True)
+    assert sorted(p.relative_to(corpus_dir) for p in corpus_dir.rglob("*")) == before
+    assert sorted(p.name for p in corpus_dir.parent.iterdir()) == ["corpus"]
+    assert len(Corpus.open(corpus_dir, check_poses=True)) == 3

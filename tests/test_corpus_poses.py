@@ -176,3 +176,50 @@ def test_npy_rejects_start_end(tmp_path):
 def test_segment_outside_recording(real_data):
     with pytest.raises(PoseReadError, match="selects no frame of 73 frames at 24 fps"):
         read_pose(real_data / SGG, start_ms=60_000, end_ms=0)
+
+
+@pytest.mark.parametrize("name", [SGG, SIGNBRIDGE, PHOENIX])
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.999])
+def test_pose_file_cut_inside_frames_is_rejected(tmp_path, real_data, name, fraction):
+    content = (real_data / name).read_bytes()
+    path = tmp_path / "cut.pose"
+    path.write_bytes(content[: int(len(content) * fraction)])
+    with pytest.raises(PoseReadError, match="cut.pose: the file is truncated"):
+        read_pose(path)
+
+
+def test_pose_file_cut_at_frame_boundary_is_rejected(tmp_path, real_data):
+    # a version 0.1 file stores x, y, z of every frame, then the confidences
+    content = (real_data / SGG).read_bytes()
+    frame_bytes = 178 * 4 * 4  # points * (3 coordinates + 1 confidence) * float32
+    path = tmp_path / "cut.pose"
+    path.write_bytes(content[: len(content) - 10 * frame_bytes])
+    with pytest.raises(PoseReadError, match="the file is truncated"):
+        read_pose(path)
+
+
+def test_pose_file_without_frames(tmp_path):
+    path = tmp_path / "empty.pose"
+    _write_pose_file(path, ma.masked_array(np.zeros((0, 1, 1, 3), np.float32)), np.zeros((0, 1, 1), np.float32),
+                     [_component("POSE_LANDMARKS", ["NOSE"])])
+    with pytest.raises(PoseReadError, match="empty.pose: the file has no frames"):
+        read_pose(path)
+
+
+def test_iris_points_are_skipped_with_one_warning(tmp_path, caplog):
+    # MediaPipe's refined face mesh adds iris points 468-477, which Holistic's 468-point face lacks
+    names = [str(i) for i in range(478)]
+    values = np.full((2, 1, 478, 3), 20.0, np.float32)
+    paths = [tmp_path / "first.pose", tmp_path / "second.pose"]
+    for path in paths:
+        _write_pose_file(path, ma.masked_array(values), np.ones((2, 1, 478), np.float32),
+                         [_component("FACE_LANDMARKS", names)])
+
+    with caplog.at_level(logging.WARNING):
+        poses = [read_pose(path) for path in paths for _ in range(3)]
+    warnings = [record for record in caplog.records if "have no Holistic place" in record.getMessage()]
+    assert len(warnings) == 1
+    assert "10 point name(s) of FACE_LANDMARKS" in warnings[0].getMessage()
+    assert "first.pose" in warnings[0].getMessage()
+    face = holistic.COMPONENTS["face"]
+    assert all(np.isfinite(pose[:, face]).all() for pose in poses)

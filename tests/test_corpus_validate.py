@@ -220,3 +220,83 @@ def test_report_lists_every_problem(good_dir):
 def test_validate_missing_folder(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nowhere")]) == 1
     assert "the folder was not found" in capsys.readouterr().out
+
+
+def test_infinite_values_count_as_not_detected(good_dir):
+    np.save(good_dir / "poses" / "b.npy", np.full((5, 1, 543, 3), np.inf, np.float32))
+    report = validate_corpus(good_dir)
+    assert [p.code for p in report.errors] == ["no-detected-frame"]
+    assert report.errors[0].location == "id b"
+
+
+def test_some_infinite_values_are_a_warning(good_dir):
+    pose = _pose()
+    pose[2, 40] = -np.inf
+    np.save(good_dir / "poses" / "b.npy", pose[:, None])
+    report = validate_corpus(good_dir)
+    assert report.ok
+    assert [p.code for p in report.warnings] == ["non-finite-values"]
+    assert "3 infinite coordinate value(s)" in report.warnings[0].message
+
+
+def test_unordered_span_past_end_is_an_error(good_dir):
+    (good_dir / "annotations.csv").write_text(
+        HEADER + 'a,train,ΕΓΩ(1) ΠΟΙΟΣ;,,signer1,,,,,"[[3,9],[0,3]]"\nb,test,ΝΑΙ,,signer2,,,,,\n'
+        "c,val,ΟΧΙ,,signer2,,,,,\n", encoding="utf-8")
+    report = validate_corpus(good_dir)
+    assert [p.code for p in report.errors] == ["span-past-end"]
+    assert "gloss_spans end at frame 9 but the pose has 5 frames" in report.errors[0].message
+
+
+def test_unreadable_pose_message_names_file_once(good_dir):
+    np.save(good_dir / "poses" / "b.npy", np.zeros((5, 75, 3), np.float32))
+    problem = validate_corpus(good_dir).errors[0]
+    assert problem.file == "poses/b.npy"
+    assert "b.npy" not in problem.message
+
+
+def test_two_dimensional_pose_file_is_usable(good_dir):
+    import io
+
+    import numpy.ma as ma
+    from pose_format import Pose
+    from pose_format.numpy.pose_body import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+
+    # an OpenPose-style file: x and y in pixels and a confidence, no z
+    component = PoseHeaderComponent("POSE_LANDMARKS", ["NOSE", "LEFT_SHOULDER"], [], [(0, 0, 0)] * 2, "XYC")
+    header = PoseHeader(0.1, PoseHeaderDimensions(200, 100, 1), [component])
+    data = ma.masked_array(np.full((5, 1, 2, 2), 50.0, np.float32))
+    buffer = io.BytesIO()
+    Pose(header, NumPyPoseBody(fps=25, data=data, confidence=np.ones((5, 1, 2), np.float32))).write(buffer)
+    (good_dir / "poses" / "b.npy").unlink()
+    (good_dir / "poses" / "b.pose").write_bytes(buffer.getvalue())
+
+    report = validate_corpus(good_dir)
+    assert report.ok, report.format()
+    pose = Corpus.open(good_dir).load_pose("b")  # (F, 543, 3)
+    np.testing.assert_allclose(pose[0, 0, :2], [0.25, 0.5])
+    assert np.isnan(pose[0, 0, 2])
+
+
+def test_id_with_file_suffix_gets_a_hint(good_dir):
+    (good_dir / "annotations.csv").write_text(
+        HEADER + "a.npy,train,ΝΑΙ,,signer1,,,,,\nb,test,ΝΑΙ,,signer2,,,,,\nc,val,ΟΧΙ,,signer2,,,,,\n",
+        encoding="utf-8")
+    missing = [p for p in validate_corpus(good_dir).errors if p.code == "missing-pose"]
+    assert len(missing) == 1
+    assert missing[0].location == "id a.npy"
+    assert missing[0].fix == "write the id without its file suffix, as 'a', because poses/a.npy exists"
+
+
+def test_unreadable_annotations_do_not_flag_every_pose(good_dir):
+    (good_dir / "annotations.csv").write_bytes((HEADER + "a,train,ΝΑΙ,,signer1,,,,,\n").encode("cp1253"))
+    report = validate_corpus(good_dir)
+    assert [p.code for p in report.problems] == ["not-utf8"]
+
+
+def test_validate_file_instead_of_folder(good_dir, capsys):
+    assert main(["validate", str(good_dir / "annotations.csv")]) == 1
+    assert "annotations.csv: is a file, not a folder" in capsys.readouterr().out
+    with pytest.raises(CorpusError, match="is a file, not a folder; pass the folder"):
+        Corpus.open(good_dir / "annotations.csv")

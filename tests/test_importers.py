@@ -197,3 +197,149 @@ def test_concat_corpus_validates(real_data, tmp_path):
 def test_concat_rejects_bad_length_range():
     with pytest.raises(ValueError, match="sentence length range 4-2"):
         ConcatConfig(min_length=4, max_length=2)
+
+
+def _sgg_folder(real_data, tmp_path):
+    folder = tmp_path / "poses"
+    folder.mkdir()
+    for name in ("essen", "kinder"):
+        (folder / f"{name}.pose").write_bytes((real_data / "sgg-lexicon" / f"{name}.pose").read_bytes())
+    return folder
+
+
+def test_pose_folder_reports_every_bad_row(real_data, tmp_path):
+    folder = _sgg_folder(real_data, tmp_path)
+    table = tmp_path / "rows.csv"
+    table.write_text(
+        "id,gloss,split,repetition,gloss_spans,end\n"
+        "essen,ESSEN,training,,,\n"
+        "kinder,KINDER,train,two,,\n"
+        'essen,ESSEN KINDER,train,,"[[0,5]]",\n'
+        "kinder,KINDER,train,,,soon\n"
+        "kinder,KINDER,train,1,[[0,5]],\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as info:
+        import_pose_folder(table, folder, tmp_path / "out")
+    message = str(info.value)
+    assert "rows.csv, line 2: unknown split 'training'" in message
+    assert "rows.csv, line 3: repetition 'two' is not an integer" in message
+    assert "rows.csv, line 4: gloss_spans '[[0,5]]': 1 spans for 2 glosses" in message
+    assert "rows.csv, line 5: end 'soon' is not a number" in message
+    assert "line 6: 7 fields where the header has 6" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_pose_folder_rejects_repeated_id_with_lines(real_data, tmp_path):
+    folder = _sgg_folder(real_data, tmp_path)
+    table = tmp_path / "rows.csv"
+    table.write_text("id,gloss\nessen,ESSEN\nkinder,KINDER\nessen,ESSEN\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="line 4: id 'essen' already appears on line 2"):
+        import_pose_folder(table, folder, tmp_path / "out")
+
+
+def test_pose_folder_rejects_span_past_last_frame(real_data, tmp_path):
+    folder = _sgg_folder(real_data, tmp_path)
+    table = tmp_path / "rows.csv"
+    table.write_text('id,gloss,gloss_spans\nessen,ESSEN,"[[0,80]]"\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match="line 2: gloss_spans end at frame 80 but essen.pose has 73 frames"):
+        import_pose_folder(table, folder, tmp_path / "out")
+
+
+def test_pose_folder_keeps_extra_columns_and_reads_windows_files(real_data, tmp_path):
+    folder = _sgg_folder(real_data, tmp_path)
+    table = tmp_path / "rows.csv"
+    content = 'id,gloss,text,split,video,notes\r\nessen,ESSEN,"essen, bitte",Dev,essen.mp4,"a; b"\r\n'
+    table.write_bytes(b"\xef\xbb\xbf" + content.encode("utf-8"))
+    samples = import_pose_folder(table, folder, tmp_path / "out")
+    corpus = Corpus.open(tmp_path / "out", check_poses=True)
+    assert samples == corpus.samples
+    sample = corpus.samples[0]
+    assert sample.split == "val"
+    assert sample.text == "essen, bitte"
+    assert sample.n_frames == 73
+    assert sample.extras == {"video": "essen.mp4", "notes": "a; b"}
+
+
+def test_pose_folder_header_without_rows(real_data, tmp_path):
+    table = tmp_path / "rows.csv"
+    table.write_text("id,gloss\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="rows.csv has a header but no sample rows"):
+        import_pose_folder(table, _sgg_folder(real_data, tmp_path), tmp_path / "out")
+
+
+def test_pose_folder_names_greek_windows_encoding(real_data, tmp_path):
+    table = tmp_path / "rows.csv"
+    table.write_bytes("id,gloss\nessen,ΦΑΓΗΤΟ\n".encode("cp1253"))
+    with pytest.raises(CorpusError, match="rows.csv, line 2: invalid UTF-8 byte .*Windows-1253"):
+        import_pose_folder(table, _sgg_folder(real_data, tmp_path), tmp_path / "out")
+
+
+def test_pose_folder_rejects_truncated_pose(real_data, tmp_path):
+    folder = _sgg_folder(real_data, tmp_path)
+    content = (folder / "essen.pose").read_bytes()
+    (folder / "essen.pose").write_bytes(content[: len(content) // 2])
+    table = tmp_path / "rows.csv"
+    table.write_text("id,gloss\nessen,ESSEN\nkinder,KINDER\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="line 2: .*essen.pose: the file is truncated"):
+        import_pose_folder(table, folder, tmp_path / "out")
+
+
+def _skels_folder(real_data, tmp_path):
+    folder = tmp_path / "skels"
+    folder.mkdir()
+    for suffix in ("skels", "gloss", "text", "files"):
+        source = real_data / "phoenix14t-skels" / f"train.{suffix}"
+        (folder / f"train.{suffix}").write_bytes(source.read_bytes())
+    return folder
+
+
+def test_skels_reads_bom_and_crlf(real_data, tmp_path):
+    folder = _skels_folder(real_data, tmp_path)
+    for suffix in ("skels", "gloss", "text", "files"):
+        path = folder / f"train.{suffix}"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    samples = import_skels(folder, tmp_path / "out")
+    assert len(samples) == 5
+    assert samples[0].id == "train/11August_2010_Wednesday_tagesschau-1"
+    assert samples[0].gloss == "JETZT WETTER MORGEN DONNERSTAG ZWOELF FEBRUAR"
+
+
+def test_skels_non_number_names_file_and_line(real_data, tmp_path):
+    folder = _skels_folder(real_data, tmp_path)
+    path = folder / "train.skels"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace(" ", " nan? ", 1)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"train\.skels: line 3: 'nan\?' is not a number"):
+        import_skels(folder, tmp_path / "out")
+
+
+def test_lexicon_gloss_with_spaces_stays_one_gloss(real_data, tmp_path):
+    folder = tmp_path / "lexicon"
+    folder.mkdir()
+    for name in ("essen", "kinder"):
+        (folder / f"{name}.pose").write_bytes((real_data / "sgg-lexicon" / f"{name}.pose").read_bytes())
+    (folder / "index.csv").write_text("path,glosses\nessen.pose,thank  you\nkinder.pose,Kinder\n", encoding="utf-8")
+    assert sorted(sign.gloss for sign in read_lexicon(folder)) == ["KINDER", "THANK_YOU"]
+    samples = write_concat_corpus(folder, tmp_path / "out", ConcatConfig(n_sentences=2, renditions=2))
+    assert all(len(sample.glosses) == len(sample.gloss_spans) for sample in samples)
+    assert len(Corpus.open(tmp_path / "out", check_poses=True)) == 4
+
+
+def test_json_lexicon_files_with_bom(real_data, tmp_path):
+    source = real_data / "asl-isolated-signs"
+    folder = tmp_path / "lexicon"
+    (folder / "signs").mkdir(parents=True)
+    metadata = json.loads((source / "metadata.json").read_text(encoding="utf-8"))
+    metadata["signs"] = ["thank_you", "home"]
+    (folder / "metadata.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(metadata).encode("utf-8"))
+    for name in metadata["signs"]:
+        (folder / "signs" / f"{name}.json").write_bytes(
+            b"\xef\xbb\xbf" + (source / "signs" / f"{name}.json").read_bytes())
+    assert sorted(sign.gloss for sign in read_lexicon(folder)) == ["HOME", "THANK_YOU"]
+
+
+def test_missing_input_folders_are_named(tmp_path):
+    with pytest.raises(CorpusError, match="folder .*nowhere not found; pass the folder with train.skels"):
+        import_skels(tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(CorpusError, match="lexicon folder .*nowhere not found"):
+        read_lexicon(tmp_path / "nowhere")

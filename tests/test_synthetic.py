@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -344,3 +345,62 @@ def test_size_without_test_repetitions_is_rejected():
     size = synthetic.DemoSize(n_signers=3, n_sentences=4, repetitions=(2, 2), val_repetitions=2, duration_scale=1.0)
     with pytest.raises(ValueError, match="val_repetitions"):
         synthetic.plan_demo_corpus(seed=0, size=size)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_demo_cli_takes_out_option_and_positional(small_corpus, tmp_path, capsys):
+    from signattention_core.corpus.__main__ import main
+
+    assert main(["demo", "--out", str(tmp_path / "option"), "--size", "small"]) == 0
+    assert main(["demo", str(tmp_path / "positional"), "--size", "small"]) == 0
+    assert _files(tmp_path / "option") == _files(small_corpus)
+    assert _files(tmp_path / "positional") == _files(small_corpus)
+    capsys.readouterr()
+
+    assert main(["demo", "--out", str(tmp_path / "option"), "--size", "small", "--seed", "1"]) == 1
+    assert "(--overwrite on the command line)" in capsys.readouterr().err
+    assert _files(tmp_path / "option") == _files(small_corpus)
+    assert main(["demo", "--out", str(tmp_path / "option"), "--size", "small", "--seed", "1", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "option" / "metadata.json").read_text(encoding="utf-8"))["generator"]["seed"] == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["option", "positional"]
+
+
+def test_demo_cli_rejects_two_output_folders(tmp_path, capsys):
+    from signattention_core.corpus.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["demo", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert info.value.code == 2
+    assert "either as DIR or as --out DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["demo"])
+    assert info.value.code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_cli_interrupted_writes_nothing(small_corpus, tmp_path, capsys, monkeypatch):
+    from signattention_core.corpus.__main__ import main
+
+    render = synthetic.render_performance
+    calls = []
+
+    def interrupted(performance, seed):
+        # Ctrl-C while the third pose is being written
+        calls.append(performance.sample.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return render(performance, seed)
+
+    monkeypatch.setattr(synthetic, "render_performance", interrupted)
+    assert main(["demo", "--out", str(tmp_path / "new"), "--size", "small"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+    existing = tmp_path / "existing"
+    shutil.copytree(small_corpus, existing)
+    calls.clear()
+    assert main(["demo", "--out", str(existing), "--size", "small", "--seed", "1", "--overwrite"]) == 130
+    assert _files(existing) == _files(small_corpus)
+    assert [path.name for path in tmp_path.iterdir()] == ["existing"]

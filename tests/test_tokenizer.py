@@ -171,3 +171,28 @@ def test_real_gsl_glosses_round_trip(real_data, tmp_path):
     assert loaded.tokens[4] == sequences[0][0]
     for sequence in sequences:
         assert loaded.decode(loaded.encode(sequence)) == sequence
+
+
+def test_nfc_and_nfd_glosses_share_one_token():
+    import unicodedata
+
+    composed = unicodedata.normalize("NFC", "ΠΟΙΌΣ;")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    tokenizer = Tokenizer.fit([[composed], [decomposed]])
+    assert tokenizer.words == [composed]
+    assert tokenizer.encode([decomposed]) == tokenizer.encode([composed]) == [4]
+    assert Tokenizer([*SPECIAL_TOKENS, decomposed]).tokens[4] == composed
+
+
+def test_greek_question_mark_is_the_semicolon_token():
+    tokenizer = Tokenizer.fit([["ΠΟΙΟΣ;"]])
+    assert tokenizer.encode(["ΠΟΙΟΣ\u037e"]) == [4]
+    assert split_text("Πού μένεις\u037e") == ["Πού", "μένεις", ";"]
+
+
+def test_split_text_keeps_decomposed_accents_in_words():
+    import unicodedata
+
+    assert split_text(unicodedata.normalize("NFD", "Πού μένεις;")) == ["Πού", "μένεις", ";"]
+    assert split_text("ποϊ\u0301ν") == ["ποΐν"]

@@ -1,14 +1,14 @@
 """Command line for corpus folders: validate, demo and the importers.
 
     python -m signattention_core.corpus validate DIR
-    python -m signattention_core.corpus demo OUT [--seed N] [--size SIZE]
+    python -m signattention_core.corpus demo --out DIR [--seed N] [--size SIZE] [--overwrite]
     python -m signattention_core.corpus import-gsl --annotations DIR --poses DIR --split si|sd --out DIR
     python -m signattention_core.corpus import-pose-folder CSV POSES OUT
     python -m signattention_core.corpus import-skels DIR OUT
     python -m signattention_core.corpus concat LEXICON OUT
 
 Exit status: 0 on success, 1 when the corpus or the input is unusable, 2 on
-invalid arguments.
+invalid arguments, 130 when interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from signattention_core.corpus.synthetic import write_demo_corpus
 
-    if args.size is None:
-        write_demo_corpus(args.out, seed=args.seed)
-    else:
-        write_demo_corpus(args.out, seed=args.seed, size=args.size)
+    options = {"seed": args.seed, "overwrite": args.overwrite}
+    if args.size is not None:
+        options["size"] = args.size
+    write_demo_corpus(args.out, **options)
     print(f"wrote demo corpus {args.out}")
     return 0
 
@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     demo = commands.add_parser("demo", help="write the synthetic demo corpus")
-    demo.add_argument("out", type=Path, help="folder to create")
+    demo.add_argument("out_positional", nargs="?", type=Path, metavar="DIR", help="folder to create (same as --out)")
+    demo.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder to create")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--size", default=None, help="corpus size preset (default: the generator's default)")
+    demo.add_argument("--size", default=None,
+                      help="corpus size preset: 'default' (about 1,600 samples) or 'small' (72 samples, for tests)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing demo corpus folder")
     demo.set_defaults(handler=_demo)
 
     gsl = commands.add_parser("import-gsl", help="import the GSL continuous dataset from its split files")
@@ -159,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        if args.out is not None and args.out_positional is not None:
+            parser.error("demo takes the folder either as DIR or as --out DIR, not both")
+        args.out = args.out or args.out_positional
+        if args.out is None:
+            parser.error("demo needs the folder to create: --out DIR")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -167,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # every writer here builds its output in a temporary folder, which is removed on the way out
+        print("interrupted; the output folder was not written or changed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

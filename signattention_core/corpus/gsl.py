@@ -44,6 +44,7 @@ from signattention_core.corpus.layout import (
     Problem,
     Sample,
     canonical_split,
+    describe_encoding_error,
     write_corpus,
 )
 from signattention_core.text import normalize_text
@@ -127,9 +128,8 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise GslImportError(f"{path}: line {line}: invalid UTF-8 byte {raw[exc.start]:#04x}; "
-                             "re-save the file as UTF-8") from exc
+        line, message, fix = describe_encoding_error(raw, exc)
+        raise GslImportError(f"{path}: line {line}: {message}. Fix: {fix}") from exc
     return [(number, line.rstrip("\r")) for number, line in enumerate(content.split("\n"), start=1)
             if line.strip()]
 

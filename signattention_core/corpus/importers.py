@@ -13,8 +13,8 @@ Both write a corpus folder in this package's layout through `write_corpus`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from signattention_core import holistic
+from signattention_core.corpus import poses as pose_io
 from signattention_core.corpus.layout import (
     SPLITS,
     CorpusError,
+    Problem,
     Sample,
     canonical_split,
+    describe_encoding_error,
+    parse_row,
+    sniff_delimiter,
     write_corpus,
 )
 from signattention_core.text import normalize_text
@@ -80,42 +85,81 @@ def assign_splits(n_samples: int, fractions: Sequence[float], seed: int) -> list
     return splits
 
 
-def _read_table(csv_path: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
-    """Read a `,`-, `|`- or tab-separated UTF-8 table; return its rows and our-name -> its-name columns."""
+def _read_text(path: Path, kind: str, missing_fix: str) -> str:
+    """Read a UTF-8 text file (a byte-order mark is skipped); raise CorpusError naming the line of a bad byte."""
     try:
-        content = csv_path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise CorpusError(f"annotation table {csv_path} not found; pass the CSV that lists the samples") from None
+        raise CorpusError(f"{kind} {path} not found; {missing_fix}") from None
+    except OSError as exc:
+        raise CorpusError(f"{kind} {path} cannot be read ({exc})") from exc
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{csv_path} is not valid UTF-8 (byte offset {exc.start}); re-save it as UTF-8") from None
-    lines = content.splitlines()
-    if not lines:
+        line, message, fix = describe_encoding_error(raw, exc)
+        raise CorpusError(f"{path}, line {line}: {message}. Fix: {fix}") from None
+
+
+def _read_table(csv_path: Path) -> tuple[list[tuple[int, dict[str, str]]], dict[str, str], list[Problem]]:
+    """Read a `,`-, `|`-, tab- or `;`-separated UTF-8 table.
+
+    Returns:
+        The rows as (line number, column -> value) pairs, our column name -> the table's column name,
+        and one problem per row whose field count differs from the header (those rows are left out).
+
+    Raises:
+        CorpusError: when the file is missing, not UTF-8, lacks a gloss or id column, or has no rows.
+    """
+    content = _read_text(csv_path, "annotation table", "pass the CSV that lists the samples")
+    if not content.strip():
         raise CorpusError(f"{csv_path} is empty; write a header line such as id,gloss,text")
-    header_line = lines[0]
-    delimiter = max(("|", ",", "\t"), key=header_line.count)
-    rows = list(csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter))
-    present = {name.strip(): name for name in rows[0].keys()} if rows else {}
+    header_line = content.splitlines()[0]
+    delimiter = sniff_delimiter(header_line)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in next(reader)]
     columns: dict[str, str] = {}
     for ours, aliases in COLUMN_ALIASES.items():
         for alias in aliases:
-            if alias in present:
-                columns[ours] = present[alias]
+            if alias in header:
+                columns[ours] = alias
                 break
     if "gloss" not in columns or ("id" not in columns and "path" not in columns):
         raise CorpusError(
             f"{csv_path}: header {header_line!r} needs a gloss column ({', '.join(COLUMN_ALIASES['gloss'])}) "
             f"and an id or path column ({', '.join(COLUMN_ALIASES['id'] + COLUMN_ALIASES['path'])})")
-    return rows, columns
+
+    rows: list[tuple[int, dict[str, str]]] = []
+    problems: list[Problem] = []
+    line_start = 2
+    for fields in reader:
+        line = line_start
+        line_start = reader.line_num + 1
+        if not fields or all(not value.strip() for value in fields):
+            continue
+        if len(fields) != len(header):
+            problems.append(Problem("error", "row-width", str(csv_path), f"line {line}",
+                                    f"{len(fields)} fields where the header has {len(header)}",
+                                    f"quote fields that contain {delimiter!r} (such as gloss_spans) "
+                                    "or add the missing fields"))
+            continue
+        rows.append((line, dict(zip(header, fields, strict=True))))
+    if not rows and not problems:
+        raise CorpusError(f"{csv_path} has a header but no sample rows; add one row per sample")
+    return rows, columns, problems
+
+
 
 
 def pose_file_info(path: Path) -> tuple[int, float]:
-    """Return the frame count and frame rate stored in a `.pose` file."""
-    from pose_format import Pose
+    """Return the frame count and frame rate stored in a `.pose` file.
 
+    Raises:
+        CorpusError: when the file is not a readable, complete `.pose` file.
+    """
     try:
-        pose = Pose.read(path.read_bytes())
-    except Exception as exc:  # pose-format raises assorted errors on damaged files
-        raise CorpusError(f"{path} is not a readable .pose file ({exc}); re-export it with pose-format") from exc
+        pose = pose_io.read_pose_format(path)
+    except pose_io.PoseReadError as exc:
+        raise CorpusError(str(exc)) from exc
     return int(pose.body.data.shape[0]), float(pose.body.fps)
 
 
@@ -145,65 +189,89 @@ def import_pose_folder(
     The CSV needs an id (`id`, `name`) or a path (`path`, relative to
     `poses_dir`) and glosses (`gloss`, `glosses`, `orth`); `text`, `signer`,
     `split`, `repetition`, `sentence_group`, `gloss_spans`, `start` and `end`
-    are taken when present. Without a `split` column, samples are assigned to
-    splits at random with `split_fractions` and `seed`. A row whose `.pose`
-    file is not found fails the import with the full list of missing files.
+    are taken when present, and other columns are kept as extra columns.
+    Rows with an empty split are assigned to splits at random with
+    `split_fractions` and `seed`. The import writes nothing and raises
+    CorpusError listing every missing `.pose` file and every invalid row
+    (checked as in `annotations.csv`, plus gloss spans past the last frame).
     The `.pose` files are copied unchanged; fps and frame counts come from
     their headers.
     """
     csv_path, poses_dir, out_dir = Path(csv_path), Path(poses_dir), Path(out_dir)
     if not poses_dir.is_dir():
         raise CorpusError(f"pose folder {poses_dir} not found; pass the folder that holds the .pose files")
-    rows, columns = _read_table(csv_path)
+    rows, columns, problems = _read_table(csv_path)
+    consumed = set(columns.values())
 
-    def value(row: dict[str, str], key: str) -> str:
-        column = columns.get(key)
-        return (row.get(column) or "").strip() if column else ""
+    def report(severity: str, code: str, location: str, message: str, fix: str) -> None:
+        problems.append(Problem(severity, code, str(csv_path), location, message, fix))
 
-    samples_fields: list[dict] = []
+    samples: list[Sample] = []
     sources: dict[str, Path] = {}
+    first_line_of: dict[str, int] = {}
+    drawn_split: list[int] = []  # indices into `samples` of rows without a split
     missing: list[str] = []
-    for line, row in enumerate(rows, start=2):
-        relative = value(row, "path") or None
-        sample_id = value(row, "id") or str(Path(relative).with_suffix("")).replace("\\", "/")
+    for line, row in rows:
+        # our column name -> stripped value
+        values = {ours: row[theirs].strip() for ours, theirs in columns.items()}
+        relative = values.get("path") or None
+        sample_id = values.get("id") or Path(relative.replace("\\", "/")).with_suffix("").as_posix()
         source = _find_pose_file(poses_dir, sample_id, relative)
         if source is None:
             missing.append(f"line {line}: {sample_id} (looked for {relative or sample_id + '.pose'} under {poses_dir})")
             continue
-        frames, fps = pose_file_info(source)
-        spans_raw = value(row, "gloss_spans")
-        fields = {
-            "id": sample_id,
-            "gloss": value(row, "gloss"),
-            "text": value(row, "text"),
-            "signer": value(row, "signer") or None,
-            "repetition": int(value(row, "repetition")) if value(row, "repetition") else None,
-            "sentence_group": value(row, "sentence_group"),
-            "fps": fps,
-            "n_frames": frames,
-            "gloss_spans": tuple(tuple(pair) for pair in json.loads(spans_raw)) if spans_raw else None,
-            "split": canonical_split(value(row, "split")) if value(row, "split") else None,
-        }
-        extras = {key: value(row, key) for key in ("start", "end") if value(row, key) not in ("", "-1")}
-        if extras:
-            # a cropped segment has its own frame count, which the reader derives
-            fields["n_frames"] = None
-        fields["extras"] = extras
-        samples_fields.append(fields)
-        sources[sample_id] = source
-    if missing:
-        listing = "\n  ".join(missing)
-        raise CorpusError(f"{len(missing)} pose file(s) listed in {csv_path} were not found:\n  {listing}\n"
-                          "Fix the paths in the CSV or add the files.")
 
-    unassigned = [i for i, fields in enumerate(samples_fields) if fields["split"] is None]
-    if unassigned:
-        drawn = assign_splits(len(unassigned), split_fractions, seed)
-        for index, split in zip(unassigned, drawn):
-            samples_fields[index]["split"] = split
-        logger.info("assigned splits at random (seed %d) to %d sample(s)", seed, len(unassigned))
+        # columns we do not read are kept as extras; a row without a split gets one drawn below
+        fields = {name: text for name, text in row.items() if name not in consumed and (name or text)}
+        fields.update({ours: text for ours, text in values.items() if ours != "path"})
+        fields["id"] = sample_id
+        fields["split"] = values.get("split") or "train"
+        sample = parse_row(fields, line, report)
+        if sample is None:
+            continue
+        if sample.id in first_line_of:
+            report("error", "duplicate-id", f"line {line}", f"id {sample.id!r} already appears on line "
+                   f"{first_line_of[sample.id]}", "give every sample a unique id or remove the repeated row")
+            continue
+        first_line_of[sample.id] = line
 
-    samples = [Sample(**fields) for fields in samples_fields]
+        try:
+            n_frames, fps = pose_file_info(source)
+        except CorpusError as exc:
+            report("error", "unreadable-pose", f"line {line}", str(exc), "re-export the .pose file or remove the row")
+            continue
+        extras = {key: text for key, text in sample.extras.items()
+                  if not (key in ("start", "end") and text.strip() in ("", "-1"))}
+        cropped = "start" in extras or "end" in extras
+        last_end = max((end for _, end in sample.gloss_spans or ()), default=0)
+        if not cropped and last_end > n_frames:
+            report("error", "span-past-end", f"line {line}",
+                   f"gloss_spans end at frame {last_end} but {source.name} has {n_frames} frames",
+                   "correct gloss_spans to lie within the pose's frames")
+            continue
+        # a cropped segment has its own frame count, which the reader derives
+        sample = dataclasses.replace(sample, fps=fps, n_frames=None if cropped else n_frames, extras=extras)
+        if not values.get("split"):
+            drawn_split.append(len(samples))
+        samples.append(sample)
+        sources[sample.id] = source
+
+    if missing or problems:
+        lines = []
+        if missing:
+            lines.append(f"{len(missing)} pose file(s) listed in {csv_path} were not found:")
+            lines += [f"  {entry}" for entry in missing]
+            lines.append("Fix the paths in the CSV or add the files.")
+        if problems:
+            lines.append(f"{len(problems)} problem(s) in {csv_path}:")
+            lines += [f"  {problem}" for problem in problems]
+        raise CorpusError("\n".join(lines))
+
+    if drawn_split:
+        drawn = assign_splits(len(drawn_split), split_fractions, seed)
+        for index, split in zip(drawn_split, drawn, strict=True):
+            samples[index] = dataclasses.replace(samples[index], split=split)
+        logger.info("assigned splits at random (seed %d) to %d sample(s)", seed, len(drawn_split))
     metadata = {
         "name": name or out_dir.name,
         "id": name or out_dir.name,
@@ -261,6 +329,14 @@ def skels_to_holistic(values: np.ndarray, hand_order: tuple[str, str] = ("right_
     return pose
 
 
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def import_skels(
     skels_dir: str | Path,
     out_dir: str | Path,
@@ -276,6 +352,8 @@ def import_skels(
     The four files of a split must have the same number of lines.
     """
     skels_dir, out_dir = Path(skels_dir), Path(out_dir)
+    if not skels_dir.is_dir():
+        raise CorpusError(f"folder {skels_dir} not found; pass the folder with train.skels, dev.skels and test.skels")
     samples: list[Sample] = []
     poses: dict[str, np.ndarray] = {}
     for split_name in ("train", "dev", "val", "test"):
@@ -288,15 +366,20 @@ def import_skels(
             path = skels_dir / f"{split_name}.{suffix}"
             if not path.is_file():
                 raise CorpusError(f"{path} not found; each .skels file needs matching .gloss, .text and .files files")
-            texts[suffix] = path.read_text(encoding="utf-8").splitlines()
-        skels_lines = skels_path.read_text(encoding="utf-8").splitlines()
+            texts[suffix] = _read_text(path, "file", "restore it").splitlines()
+        skels_lines = _read_text(skels_path, "file", "restore it").splitlines()
         counts = {suffix: len(lines) for suffix, lines in texts.items()} | {"skels": len(skels_lines)}
         if len(set(counts.values())) != 1:
             raise CorpusError(f"{skels_dir}: the {split_name} files have different line counts {counts}; "
                               "each line of the four files must describe the same sample")
         for line, (skel_line, gloss, text, file_name) in enumerate(
                 zip(skels_lines, texts["gloss"], texts["text"], texts["files"]), start=1):
-            values = np.array(skel_line.split(), dtype=np.float32)
+            try:
+                values = np.array(skel_line.split(), dtype=np.float32)
+            except ValueError:
+                bad = next(word for word in skel_line.split() if not _is_number(word))
+                raise CorpusError(f"{skels_path}: line {line}: {bad!r} is not a number; every value of a "
+                                  ".skels line must be a number") from None
             try:
                 pose = skels_to_holistic(values)
             except ValueError as exc:

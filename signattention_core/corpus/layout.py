@@ -9,12 +9,13 @@ A corpus folder contains:
   train), `"sentence_independent"` (no sentence group of val or test appears in
   train) or `"random"` (no promise).
 - `annotations.csv`: UTF-8 with a header line, comma-separated when written
-  here; `|`-separated files are read too (the delimiter is taken from the
-  header line). Columns `id`, `split`, `gloss` are required. `text`, `signer`,
-  `repetition`, `sentence_group`, `fps`, `n_frames`, `gloss_spans` are
-  optional. `start` and `end` select a segment of a longer `.pose` recording,
-  in milliseconds, where `end` 0 means the end of the file. Any other column
-  is kept as-is in `Sample.extras`. The split `dev` reads as `val`.
+  here; `|`-, tab- and `;`-separated files are read too (the delimiter is
+  taken from the header line, and a byte-order mark is skipped). Columns
+  `id`, `split`, `gloss` are required. `text`, `signer`, `repetition`,
+  `sentence_group`, `fps`, `n_frames`, `gloss_spans` are optional. `start`
+  and `end` select a segment of a longer `.pose` recording, in milliseconds,
+  where `end` 0 means the end of the file. Any other column is kept as-is in
+  `Sample.extras`. The split `dev` reads as `val`.
 - `poses/<id>.npy`: float array (F, 1, 543, 3) in MediaPipe Holistic order,
   image coordinates 0-1, NaN where a point was not detected. A pose-format
   `poses/<id>.pose` file may take its place. Ids may contain `/`, which makes
@@ -24,12 +25,14 @@ A corpus folder contains:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import logging
 import os
 import shutil
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +159,8 @@ def id_problem(sample_id: str) -> str | None:
     """Return why an id cannot name a file under `poses/`, or None if it can."""
     if not sample_id:
         return "the id is empty"
+    if any(unicodedata.category(char) == "Cc" for char in sample_id):
+        return f"the id {sample_id!r} contains a control character such as a tab or line break"
     if sample_id != sample_id.strip():
         return f"the id {sample_id!r} has leading or trailing spaces"
     if "\\" in sample_id or sample_id.startswith("/"):
@@ -163,6 +168,35 @@ def id_problem(sample_id: str) -> str | None:
     if any(part in ("", ".", "..") for part in sample_id.split("/")):
         return f"the id {sample_id!r} has an empty, '.' or '..' path part"
     return None
+
+
+def describe_encoding_error(raw: bytes, exc: UnicodeDecodeError) -> tuple[int, str, str]:
+    """Return the line, message and fix for file content that is not UTF-8.
+
+    The fix names the likely encoding when the content starts with a UTF-16
+    byte-order mark, or decodes as Greek Windows-1253 (the encoding of CSV
+    files that Excel and Notepad save on Greek Windows by default).
+    """
+    line = raw[: exc.start].count(b"\n") + 1
+    message = f"invalid UTF-8 byte {raw[exc.start]:#04x} at byte offset {exc.start}"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        name, iconv_name = "UTF-16", "UTF-16"
+    elif _looks_like_windows_greek(raw):
+        name, iconv_name = "Greek Windows-1253", "WINDOWS-1253"
+    else:
+        return line, message, "re-save the file as UTF-8 (for example with iconv -f <encoding> -t UTF-8)"
+    return line, message, (f"the file looks like {name}; re-save it as UTF-8, for example with "
+                           f"iconv -f {iconv_name} -t UTF-8 FILE > FILE.utf8")
+
+
+def _looks_like_windows_greek(raw: bytes) -> bool:
+    try:
+        decoded = raw.decode("cp1253")
+    except UnicodeDecodeError:
+        return False
+    non_ascii = [char for char in decoded if ord(char) > 127]
+    greek = [char for char in non_ascii if "\u0370" <= char <= "\u03ff"]
+    return bool(non_ascii) and len(greek) >= len(non_ascii) / 2
 
 
 # ---------------------------------------------------------------- reading
@@ -180,10 +214,12 @@ def read_metadata(root: Path) -> tuple[dict, list[Problem]]:
         error("missing-metadata", "", f"{path} not found",
               'write a JSON object such as {"name": "my-corpus", "split_type": "random"}')
         return {}, problems
+    raw = path.read_bytes()
     try:
-        metadata = json.loads(path.read_bytes().decode("utf-8"))
+        metadata = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        error("not-utf8", f"byte {exc.start}", "the file is not valid UTF-8", "save it as UTF-8")
+        line, message, fix = describe_encoding_error(raw, exc)
+        error("not-utf8", f"line {line}", message, fix)
         return {}, problems
     except json.JSONDecodeError as exc:
         error("invalid-json", f"line {exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})",
@@ -208,15 +244,13 @@ def read_metadata(root: Path) -> tuple[dict, list[Problem]]:
     return metadata, problems
 
 
-def _sniff_delimiter(header: str) -> str:
-    # the header names plain column words, so whichever delimiter it contains wins
-    if "|" in header and "," not in header:
-        return "|"
-    if "," in header and "|" not in header:
+def sniff_delimiter(header: str) -> str:
+    """Return the delimiter of a header line: `,`, `|`, tab or `;` (Excel's CSV in many locales)."""
+    # the header names plain column words, so whichever delimiter it contains wins, and the most frequent on a tie
+    present = [delimiter for delimiter in (",", "|", "\t", ";") if delimiter in header]
+    if not present:
         return ","
-    if "\t" in header and "," not in header and "|" not in header:
-        return "\t"
-    return "|" if header.count("|") > header.count(",") else ","
+    return max(present, key=header.count)
 
 
 def read_annotations(path: Path, file_label: str = ANNOTATIONS_FILE) -> tuple[list[Sample], list[int], list[Problem]]:
@@ -239,10 +273,8 @@ def read_annotations(path: Path, file_label: str = ANNOTATIONS_FILE) -> tuple[li
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        report("error", "not-utf8", f"line {line}",
-               f"invalid UTF-8 byte {raw[exc.start]:#04x} at byte offset {exc.start}",
-               "re-save the file as UTF-8 (for example with iconv -f <encoding> -t utf-8)")
+        line, message, fix = describe_encoding_error(raw, exc)
+        report("error", "not-utf8", f"line {line}", message, fix)
         return [], [], problems
     if not content.strip():
         report("error", "empty-annotations", "", "the file is empty",
@@ -250,7 +282,7 @@ def read_annotations(path: Path, file_label: str = ANNOTATIONS_FILE) -> tuple[li
         return [], [], problems
 
     header_line = content.splitlines()[0]
-    delimiter = _sniff_delimiter(header_line)
+    delimiter = sniff_delimiter(header_line)
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header = [name.strip() for name in next(reader)]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
@@ -279,7 +311,7 @@ def read_annotations(path: Path, file_label: str = ANNOTATIONS_FILE) -> tuple[li
                    f"{len(row)} fields where the header has {len(header)}",
                    f"quote fields that contain {delimiter!r} or add the missing fields")
             continue
-        sample = _parse_row(dict(zip(header, row, strict=True)), line, report)
+        sample = parse_row(dict(zip(header, row, strict=True)), line, report)
         if sample is None:
             continue
         if sample.id in first_line_of:
@@ -297,8 +329,13 @@ def read_annotations(path: Path, file_label: str = ANNOTATIONS_FILE) -> tuple[li
     return samples, lines, problems
 
 
-def _parse_row(row: dict[str, str], line: int, report: Callable[..., None]) -> Sample | None:
-    """Build one Sample from a row, reporting every bad value; None when the row is unusable."""
+def parse_row(row: dict[str, str], line: int, report: Callable[..., None]) -> Sample | None:
+    """Build one Sample from a row of column name -> value, reporting every bad value.
+
+    `report(severity, code, location, message, fix)` receives each problem.
+    Returns None when the row is unusable. Pops the known columns from `row`,
+    so what is left becomes `Sample.extras`.
+    """
     location = f"line {line}"
     ok = True
 
@@ -310,7 +347,8 @@ def _parse_row(row: dict[str, str], line: int, report: Callable[..., None]) -> S
     sample_id = row.pop("id")
     reason = id_problem(sample_id)
     if reason:
-        bad("invalid-id", reason, "give the sample a non-empty relative id such as signer1/sentence0001")
+        bad("invalid-id", reason, "write a relative id such as signer1/sentence0001, without surrounding spaces, "
+            "control characters, backslashes or '.' and '..' parts")
 
     split_raw = row.pop("split")
     split = canonical_split(split_raw)
@@ -384,12 +422,20 @@ def _parse_spans(value: str, n_glosses: int) -> tuple[tuple[tuple[int, int], ...
         for pair in spans
     ):
         return None, "not a list of [start, end] integer pairs"
+    reason = spans_problem(spans, n_glosses)
+    if reason:
+        return None, reason
+    return tuple((start, end) for start, end in spans), None
+
+
+def spans_problem(spans: Sequence[Sequence[int]], n_glosses: int) -> str | None:
+    """Return why gold spans do not fit a gloss sequence of `n_glosses` glosses, or None if they do."""
     if len(spans) != n_glosses:
-        return None, f"{len(spans)} spans for {n_glosses} glosses"
+        return f"{len(spans)} spans for {n_glosses} glosses"
     for start, end in spans:
         if start < 0 or end <= start:
-            return None, f"span [{start}, {end}] is not a non-empty range of non-negative frames"
-    return tuple((start, end) for start, end in spans), None
+            return f"span [{start}, {end}] is not a non-empty range of non-negative frames"
+    return None
 
 
 # ---------------------------------------------------------------- the corpus
@@ -418,7 +464,8 @@ class Corpus:
 
         root = Path(root)
         if not root.is_dir():
-            raise CorpusError(f"corpus folder {root} not found; pass the folder that contains "
+            found = "is a file, not a folder" if root.exists() else "not found"
+            raise CorpusError(f"corpus folder {root} {found}; pass the folder that contains "
                               f"{METADATA_FILE} and {ANNOTATIONS_FILE}")
         metadata, samples, problems = collect_problems(root, check_poses=check_poses)
         errors = [p for p in problems if p.severity == "error" and p.code != "missing-pose"]
@@ -526,12 +573,14 @@ def write_corpus(
     (F, 1, 543, 3). An existing `.npy` or `.pose` file is copied unchanged.
 
     Raises:
-        CorpusError: if `root` exists and `overwrite` is False, or if a sample,
-            the metadata or a pose is invalid.
+        CorpusError: if `root` exists and `overwrite` is False, if `root` is a
+            file or a non-empty folder without metadata.json or annotations.csv
+            (overwrite never replaces those), or if a sample, the metadata or
+            a pose is invalid.
     """
     root = Path(root)
-    if root.exists() and not overwrite:
-        raise CorpusError(f"{root} already exists; pass overwrite=True to replace it or choose another folder")
+    if root.exists() or root.is_symlink():
+        _check_replaceable(root, overwrite)
     _check_samples_for_writing(samples, metadata)
 
     tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
@@ -563,6 +612,21 @@ def write_corpus(
     logger.info("wrote corpus %s with %d samples", root, len(samples))
 
 
+def _check_replaceable(root: Path, overwrite: bool) -> None:
+    """Raise CorpusError unless `overwrite` is set and `root` is an empty folder or a corpus folder."""
+    if not overwrite:
+        raise CorpusError(f"{root} already exists; pass overwrite=True (--overwrite on the command line) "
+                          "to replace it, or choose another folder")
+    if not root.is_dir() or root.is_symlink():
+        raise CorpusError(f"{root} exists and is a file or a symbolic link, not a folder, so it is not replaced "
+                          "by a corpus; remove it or choose another folder")
+    looks_like_corpus = (root / METADATA_FILE).is_file() or (root / ANNOTATIONS_FILE).is_file()
+    if not looks_like_corpus and any(root.iterdir()):
+        raise CorpusError(f"{root} is not empty and has no {METADATA_FILE} or {ANNOTATIONS_FILE}, so it does not "
+                          "look like a corpus; overwrite replaces only corpus folders and empty folders. "
+                          "Choose another folder, or empty this one yourself")
+
+
 def _check_samples_for_writing(samples: Sequence[Sample], metadata: dict) -> None:
     problems: list[Problem] = []
 
@@ -592,6 +656,11 @@ def _check_samples_for_writing(samples: Sequence[Sample], metadata: dict) -> Non
             error(sample.id, "text-mismatch",
                   f"text {sample.text!r} is not the normalised form of text_raw {sample.text_raw!r}",
                   "keep text_raw as the source string and text as normalize_text(text_raw)")
+        if sample.gloss_spans is not None:
+            reason = spans_problem(sample.gloss_spans, len(sample.glosses))
+            if reason:
+                error(sample.id, "invalid-gloss-spans", f"gloss_spans {sample.gloss_spans}: {reason}",
+                      "give one [start, end) frame pair per gloss, with start < end")
         clashing = sorted(set(sample.extras) & set(KNOWN_COLUMNS))
         if clashing:
             error(sample.id, "extras-clash", f"extras repeat the column(s) {', '.join(clashing)}",

@@ -11,6 +11,9 @@ composer knows where each sign starts and ends. Two lexicon layouts are read:
 - a `.pose` lexicon: `.pose` files, listed in `index.csv` (`path`, `glosses`)
   when there is one, otherwise named after their gloss.
 
+Gloss labels are upper-cased, and spaces inside a label become `_`
+(`thank you` reads as `THANK_YOU`), because a gloss is one token.
+
 `compose_sentences` resamples every sign to one frame rate, aligns signers'
 shoulders, varies speed and movement amplitude per rendition, and
 interpolates transitions between signs. `write_concat_corpus` writes the
@@ -89,10 +92,15 @@ class ConcatConfig:
 # ---------------------------------------------------------------- reading lexicons
 
 
+def gloss_label(name: str) -> str:
+    """Return the gloss of a sign name: normalised, upper-cased, with inner spaces as `_`."""
+    return normalize_text(name).upper().replace(" ", "_")
+
+
 def read_json_sign(path: Path, face_indices: list[int], gloss: str | None = None) -> LexiconSign:
     """Read one sign of a JSON lexicon into the Holistic layout."""
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8-sig"))
         frames = content["frames"]
         fps = float(content.get("fps") or 30.0)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -118,15 +126,15 @@ def read_json_sign(path: Path, face_indices: list[int], gloss: str | None = None
                                   f"expected {len(targets)}")
             values = np.array([p if p is not None else [np.nan] * 3 for p in points], dtype=np.float32)
             pose[index, targets] = values
-    return LexiconSign(normalize_text(gloss or content.get("sign") or path.stem).upper(), pose, fps, str(path))
+    return LexiconSign(gloss_label(gloss or content.get("sign") or path.stem), pose, fps, str(path))
 
 
 def read_json_lexicon(folder: Path) -> list[LexiconSign]:
     """Read a JSON lexicon folder (`metadata.json` and `signs/*.json`)."""
     metadata_path = folder / "metadata.json"
     try:
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorpusError(f"{metadata_path} is not readable JSON ({exc})") from exc
     face_indices = metadata.get("face_indices")
     if not isinstance(face_indices, list) or not all(isinstance(i, int) and 0 <= i < holistic.N_FACE
@@ -167,13 +175,15 @@ def read_pose_lexicon(folder: Path) -> list[LexiconSign]:
     signs = []
     for path, gloss in entries:
         _, fps = pose_file_info(path)
-        signs.append(LexiconSign(normalize_text(gloss).upper(), read_pose(path), fps, str(path)))
+        signs.append(LexiconSign(gloss_label(gloss), read_pose(path), fps, str(path)))
     return signs
 
 
 def read_lexicon(folder: str | Path) -> list[LexiconSign]:
     """Read an isolated-sign lexicon in either layout; raise CorpusError when it is neither."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"lexicon folder {folder} not found; pass the folder with the sign files")
     if (folder / "signs").is_dir() and (folder / "metadata.json").is_file():
         signs = read_json_lexicon(folder)
     elif any(folder.glob("*.pose")):

@@ -28,6 +28,9 @@ from signattention_core import holistic
 
 logger = logging.getLogger(__name__)
 
+# (component, point names) already warned about, so a corpus of such files warns once, not once per read
+_warned_unknown_points: set[tuple[str, tuple[str, ...]]] = set()
+
 
 class PoseReadError(ValueError):
     """A pose file cannot be read or does not have the expected layout."""
@@ -87,18 +90,73 @@ def check_pose_array(array: np.ndarray, label: str) -> np.ndarray:
 
 def read_pose_file(path: str | Path, start_ms: float | None = None, end_ms: float | None = None) -> np.ndarray:
     """Read a pose-format `.pose` file into (F, 543, 3) float32; see the module docstring."""
+    path = Path(path)
+    pose = read_pose_format(path)
+    array = pose_to_holistic(pose, str(path))
+    return crop_by_time(array, float(pose.body.fps), start_ms, end_ms, str(path))
+
+
+def read_pose_format(path: str | Path):
+    """Read a `.pose` file as a pose-format `Pose`, rejecting files that end before their last frame.
+
+    Raises:
+        PoseReadError: naming the file when it cannot be read, is not a
+            `.pose` file, or is truncated.
+    """
     from pose_format import Pose
 
     path = Path(path)
     try:
-        pose = Pose.read(path.read_bytes())
+        content = path.read_bytes()
     except OSError as exc:
         raise PoseReadError(f"{path}: cannot be read ({exc})") from exc
+    try:
+        _check_complete(content, str(path))
+        return Pose.read(content)
+    except PoseReadError:
+        raise
     except Exception as exc:  # pose-format raises assorted errors (struct.error, ValueError, ...) on bad bytes
         raise PoseReadError(f"{path}: not a valid .pose file ({type(exc).__name__}: {exc}); "
                             "re-export it with pose-format") from exc
-    array = pose_to_holistic(pose, str(path))
-    return crop_by_time(array, float(pose.body.fps), start_ms, end_ms, str(path))
+
+
+def _check_complete(content: bytes, label: str) -> None:
+    """Raise PoseReadError when a `.pose` file holds fewer bytes than its frames need.
+
+    pose-format 0.15 reads a truncated version 0.1 file without an error: it
+    derives the frame count from the bytes left and then reads confidences
+    from the middle of the coordinates. So the body size is checked here.
+    """
+    from pose_format.pose_header import PoseHeader
+    from pose_format.utils.reader import BufferReader, ConstStructs
+
+    reader = BufferReader(content)
+    header = PoseHeader.read(reader)
+    version = round(float(header.version), 3)
+    if version == 0.1:
+        _, stored_frames = reader.unpack(ConstStructs.double_ushort)  # fps, frames
+    elif version == 0.2:
+        reader.unpack(ConstStructs.float)  # fps
+        stored_frames = reader.unpack(ConstStructs.uint)
+    else:
+        return
+    people = reader.unpack(ConstStructs.ushort)
+    points = sum(len(component.points) for component in header.components)
+    frame_bytes = people * points * (header.num_dims() + 1) * 4  # float32 coordinates plus a confidence
+    available = reader.bytes_left()
+    if frame_bytes == 0:
+        return
+
+    if version == 0.1:
+        # the 16-bit frame count wraps for long recordings, so the bytes must hold whole frames
+        # and agree with the count modulo 2**16
+        complete = available % frame_bytes == 0 and (available // frame_bytes) % 2**16 == stored_frames
+    else:
+        complete = available >= stored_frames * frame_bytes
+    if not complete:
+        raise PoseReadError(f"{label}: the file is truncated: its header announces {stored_frames} frames "
+                            f"({stored_frames * frame_bytes} bytes of frame data) but {available} bytes follow "
+                            "the header; copy or export the file again")
 
 
 def pose_to_holistic(pose, label: str) -> np.ndarray:
@@ -115,6 +173,8 @@ def pose_to_holistic(pose, label: str) -> np.ndarray:
     if data.ndim != 4:
         raise PoseReadError(f"{label}: pose body has shape {data.shape}; expected (frames, people, points, dims)")
     n_frames, n_people, n_file_points, n_dims = data.shape
+    if n_frames == 0:
+        raise PoseReadError(f"{label}: the file has no frames; re-export the pose or remove the sample")
     if n_people == 0:
         raise PoseReadError(f"{label}: the file contains no person")
     if n_people > 1:
@@ -160,8 +220,11 @@ def _point_mapping(header, label: str) -> tuple[list[int], list[int]]:
                 source_index.append(offset + i)
                 target_index.append(index)
             if unknown:
-                logger.warning("%s: %d point name(s) of %s have no Holistic place and are skipped: %s",
-                               label, len(unknown), component.name, ", ".join(unknown[:5]))
+                key = (component.name, tuple(unknown))
+                level = logging.DEBUG if key in _warned_unknown_points else logging.WARNING
+                _warned_unknown_points.add(key)
+                logger.log(level, "%s: %d point name(s) of %s have no Holistic place and are skipped: %s "
+                           "(reported once per layout)", label, len(unknown), component.name, ", ".join(unknown[:5]))
         offset += len(component.points)
     if skipped:
         logger.debug("%s: skipped components %s", label, ", ".join(skipped))

@@ -9,6 +9,7 @@ metadata or annotations, non-UTF-8 or empty annotations), the rows (missing
 fields, duplicate ids, unknown split names, empty glosses, invalid numbers or
 gloss spans) and the poses (missing files, unreadable or wrongly shaped
 arrays, samples with no detected frame, gloss spans past the last frame).
+A point whose x or y is NaN or infinite counts as not detected.
 Splits that break the promise of the `split_type` key in metadata.json are
 errors too:
 
@@ -19,7 +20,8 @@ errors too:
 
 Warnings leave the corpus usable: pose files that no row uses, an id with both
 a `.npy` and a `.pose` file, an `n_frames` value that differs from the pose
-file, missing recommended metadata keys, and an empty train split.
+file, infinite coordinates, missing recommended metadata keys, and an empty
+train split.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def validate_corpus(root: str | Path, check_poses: bool = True) -> ValidationRep
     """Validate a corpus folder; by default every pose file is read once."""
     root = Path(root)
     if not root.is_dir():
-        problem = Problem("error", "missing-corpus", str(root), "", "the folder was not found",
+        found = "is a file, not a folder" if root.exists() else "the folder was not found"
+        problem = Problem("error", "missing-corpus", str(root), "", found,
                           "pass the folder that contains metadata.json and annotations.csv")
         return ValidationReport(root, 0, [problem])
     _, samples, problems = collect_problems(root, check_poses=check_poses)
@@ -99,7 +102,9 @@ def collect_problems(root: Path, check_poses: bool = False) -> tuple[dict, list[
     metadata, problems = read_metadata(root)
     samples, _, annotation_problems = read_annotations(root / ANNOTATIONS_FILE)
     problems += annotation_problems
-    problems += check_pose_files(root, samples)
+    # rows with errors are left out of `samples`, so their pose files would look unused
+    rows_dropped = any(problem.severity == "error" for problem in annotation_problems)
+    problems += check_pose_files(root, samples, report_extra=not rows_dropped)
     problems += check_splits(metadata, samples)
     if check_poses:
         problems += check_pose_contents(root, samples)
@@ -115,8 +120,8 @@ def _pose_file(root: Path, sample_id: str) -> Path | None:
     return None
 
 
-def check_pose_files(root: Path, samples: list[Sample]) -> list[Problem]:
-    """Report samples without a pose file and pose files without a sample."""
+def check_pose_files(root: Path, samples: list[Sample], report_extra: bool = True) -> list[Problem]:
+    """Report samples without a pose file and, if `report_extra`, pose files without a sample."""
     problems: list[Problem] = []
     poses_dir = root / POSES_DIR
     on_disk: dict[str, list[str]] = defaultdict(list)
@@ -129,17 +134,21 @@ def check_pose_files(root: Path, samples: list[Sample]) -> list[Problem]:
     ids = {sample.id for sample in samples}
     for sample in samples:
         if sample.id not in on_disk:
+            fix = f"add {POSES_DIR}/{sample.id}.npy or .pose, or remove the sample's row from {ANNOTATIONS_FILE}"
+            suffix = Path(sample.id).suffix
+            stem = sample.id.removesuffix(suffix)
+            if suffix in POSE_SUFFIXES and suffix in on_disk.get(stem, []):
+                fix = f"write the id without its file suffix, as {stem!r}, because {POSES_DIR}/{sample.id} exists"
             problems.append(Problem(
                 "error", "missing-pose", f"{POSES_DIR}/{sample.id}.npy", f"id {sample.id}",
-                f"sample {sample.id!r} has no pose file (.npy or .pose)",
-                f"add {POSES_DIR}/{sample.id}.npy or .pose, or remove the sample's row from {ANNOTATIONS_FILE}"))
+                f"sample {sample.id!r} has no pose file (.npy or .pose)", fix))
         elif len(on_disk[sample.id]) > 1:
             problems.append(Problem(
                 "warning", "two-pose-files", f"{POSES_DIR}/{sample.id}.pose", f"id {sample.id}",
                 f"sample {sample.id!r} has both a .npy and a .pose file; the .npy file is read",
                 "delete the file you do not want read"))
     for sample_id, suffixes in on_disk.items():
-        if sample_id not in ids:
+        if report_extra and sample_id not in ids:
             problems.append(Problem(
                 "warning", "extra-pose", f"{POSES_DIR}/{sample_id}{suffixes[0]}", "",
                 f"pose file has no row in {ANNOTATIONS_FILE}",
@@ -210,24 +219,33 @@ def check_pose_contents(root: Path, samples: list[Sample]) -> list[Problem]:
             pose = pose_io.read_pose(path, start_ms=_number(sample.extras.get("start")),
                                      end_ms=_number(sample.extras.get("end")))  # (F, 543, 3)
         except pose_io.PoseReadError as exc:
-            problems.append(Problem("error", "unreadable-pose", label, location, str(exc),
+            # the problem names the file already
+            message = str(exc).removeprefix(f"{path}: ")
+            problems.append(Problem("error", "unreadable-pose", label, location, message,
                                     "re-export the pose file in the canonical layout or remove the sample"))
             continue
 
         n_frames = pose.shape[0]
-        detected = ~np.isnan(pose).any(axis=-1)  # (F, 543)
+        # x and y decide detection, as in the transforms, because 2D files have no z
+        detected = np.isfinite(pose[..., :2]).all(axis=-1)  # (F, 543)
         if not detected.any():
             problems.append(Problem(
                 "error", "no-detected-frame", label, location,
-                f"none of the {n_frames} frames has a detected keypoint (all values are NaN)",
+                f"none of the {n_frames} frames has a detected keypoint (all values are NaN or infinite)",
                 "re-run pose estimation on the video or remove the sample"))
+        n_infinite = int(np.isinf(pose).sum())
+        if n_infinite and detected.any():
+            problems.append(Problem(
+                "warning", "non-finite-values", label, location,
+                f"the pose has {n_infinite} infinite coordinate value(s), which are read as not detected",
+                "write NaN for points that were not detected"))
         if sample.n_frames is not None and sample.n_frames != n_frames:
             problems.append(Problem(
                 "warning", "n-frames-mismatch", label, location,
                 f"{ANNOTATIONS_FILE} says n_frames {sample.n_frames} but the pose has {n_frames} frames",
                 "correct n_frames or check that the pose file belongs to this sample"))
-        if sample.gloss_spans and sample.gloss_spans[-1][1] > n_frames:
-            last_end = max(end for _, end in sample.gloss_spans)
+        last_end = max((end for _, end in sample.gloss_spans or ()), default=0)
+        if last_end > n_frames:
             problems.append(Problem(
                 "error", "span-past-end", label, location,
                 f"gloss_spans end at frame {last_end} but the pose has {n_frames} frames",
