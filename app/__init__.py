@@ -1,0 +1,1 @@
+"""The SignAttention dashboard (`streamlit run app`); pages and their helpers live beside this file."""
