@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             store_poses=not args.no_poses,
         )
         out_dir = extract(config)
-    except (ArtifactError, CheckpointError, CorpusError, FileNotFoundError, ValueError) as error:
+    except (ArtifactError, CheckpointError, CorpusError, OSError, ValueError) as error:
         print(f"extract.py: error: {error}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":

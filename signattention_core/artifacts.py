@@ -672,10 +672,38 @@ def _check_run_info(run_info: dict) -> None:
         raise ArtifactError(f"run_info cannot be saved as JSON: {error}") from error
 
 
+def _is_artifact_folder(path: Path) -> bool:
+    """Return True for a folder with run.json or a samples table, finished or damaged."""
+    if not path.is_dir():
+        return False
+    return (path / RUN_FILE).is_file() or any(path.glob("samples*.parquet"))
+
+
 def _reject_existing(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not force:
+    """Raise unless `out_dir` may be written: new, or an artifact folder replaced with `force`.
+
+    `force` replaces only an artifact folder or an empty folder, so that a
+    mistyped `--out` cannot delete a training run, a corpus or a file.
+    """
+    enclosing = next((p for p in out_dir.resolve().parents if _is_artifact_folder(p)), None)
+    if enclosing is not None:
+        raise ArtifactError(
+            f"{out_dir} lies inside the artifact folder {enclosing}; choose an --out outside it, "
+            "such as a sibling folder"
+        )
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not force:
         raise ArtifactError(
             f"artifact folder {out_dir} already exists; pass force=True (extract.py --force) to replace it"
+        )
+    replaceable = not out_dir.is_symlink() and (
+        _is_artifact_folder(out_dir) or (out_dir.is_dir() and not any(out_dir.iterdir()))
+    )
+    if not replaceable:
+        raise ArtifactError(
+            f"{out_dir} exists but is not an artifact folder (it has no run.json or samples table), "
+            "and force only replaces artifact folders; choose another --out, or move the folder yourself"
         )
 
 
@@ -1050,11 +1078,19 @@ class Artifact:
     schema, so a damaged or foreign folder fails there with the file named.
     """
 
-    def __init__(self, path: Path, run: dict, files: dict[str, list[Path]]):
+    def __init__(
+        self,
+        path: Path,
+        run: dict,
+        files: dict[str, list[Path]],
+        stamp: tuple[int, int, int] | None = None,
+    ):
         self.path = path
         self.run = run
         self.files = files
         self._index: pd.DataFrame | None = None
+        # identity of the run.json that was read, so that reads notice a replaced folder
+        self._stamp = stamp if stamp is not None else _run_stamp(path)
 
     @classmethod
     def open(cls, path: str | Path) -> Artifact:
@@ -1065,16 +1101,24 @@ class Artifact:
         run_path = path / RUN_FILE
         if not run_path.is_file():
             hint = (
-                " (an interrupted write leaves a folder without it)" if ".tmp-" in path.name else ""
+                " (a write in progress or an interrupted write leaves a folder without it)"
+                if ".tmp-" in path.name
+                else ""
             )
             raise ArtifactError(
                 f"{run_path} not found{hint}; the folder is not a finished artifact, so extract the run again"
             )
+        stamp = _run_stamp(path)
         try:
             run = json.loads(run_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ArtifactError(
                 f"{run_path} is not valid JSON ({error}); extract the run again"
+            ) from error
+        except OSError as error:
+            raise ArtifactError(
+                f"{run_path} could not be read ({error}); if an extraction is replacing the folder, "
+                "open it again when it has finished"
             ) from error
         if not isinstance(run, dict):
             raise ArtifactError(f"{run_path} must hold a JSON object, found {type(run).__name__}")
@@ -1090,12 +1134,17 @@ class Artifact:
             raise ArtifactError(
                 f"{run_path} is missing {', '.join(missing)}; extract the run again"
             )
+        n_samples = run["n_samples"]
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ArtifactError(
+                f"{run_path} has n_samples {n_samples!r}, expected a positive integer; extract the run again"
+            )
 
         files = cls._find_files(path, run)
         for table, paths in files.items():
             for file in paths:
                 _check_schema(file, table)
-        return cls(path, run, files)
+        return cls(path, run, files, stamp=stamp)
 
     @staticmethod
     def _find_files(path: Path, run: dict) -> dict[str, list[Path]]:
@@ -1106,6 +1155,15 @@ class Artifact:
             if not names:
                 raise ArtifactError(
                     f"{path / RUN_FILE} lists no files for table {table!r}; extract the run again"
+                )
+            if (
+                not isinstance(names, list)
+                or not all(isinstance(name, str) for name in names)
+                or len(set(names)) != len(names)
+            ):
+                raise ArtifactError(
+                    f"{path / RUN_FILE} lists {names!r} for table {table!r}, expected a list of "
+                    "distinct file names; extract the run again"
                 )
             on_disk = {
                 p.name
@@ -1139,7 +1197,16 @@ class Artifact:
         """Read one table across its part files as a pyarrow Table."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
+        self._check_unchanged()
         return _read_files(self.files[table], columns=columns, filters=filters)
+
+    def _check_unchanged(self) -> None:
+        """Raise when the folder was replaced after `open`, so that old run.json and new tables never mix."""
+        if _run_stamp(self.path) != self._stamp:
+            raise ArtifactError(
+                f"{self.path} was replaced or changed after it was opened (its run.json is "
+                "another file now); open the artifact again"
+            )
 
     def samples(self, columns: list[str] | None = None) -> pd.DataFrame:
         """Return one row per sample, sorted by sample_idx."""
@@ -1302,6 +1369,7 @@ class Artifact:
         entry = index.loc[sample_idx]
         path = self.path / entry["attention_file"]
         row_group = int(entry["attention_row_group"])
+        self._check_unchanged()
         try:
             table = pq.ParquetFile(path).read_row_groups([row_group])
         except (OSError, pa.ArrowException) as error:
@@ -1324,6 +1392,15 @@ class Artifact:
             ends_with_eos=bool(entry["ends_with_eos"]),
             **arrays,
         )
+
+
+def _run_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Return device, inode and modification time of run.json, or None when it is missing."""
+    try:
+        info = (path / RUN_FILE).stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_mtime_ns)
 
 
 def _filters(**values: int | None) -> list | None:

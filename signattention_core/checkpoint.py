@@ -30,6 +30,7 @@ import pickle
 import re
 import shutil
 import types
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,13 +182,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        reason = _weights_only_reason(error)
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint file ({reason}); it is damaged or in another "
+                "format, so restore it or train the run again"
+            ) from error
         raise CheckpointError(
             f"{path} is not a checkpoint of this package: it contains pickled Python objects "
-            f"({error}). Convert a study Lightning checkpoint with "
+            f"that weights_only loading rejects ({reason}). Convert a study Lightning checkpoint with "
             f"`python train.py import-checkpoint {path} --out runs/NAME`"
         ) from error
-    except RuntimeError as error:
-        raise CheckpointError(f"{path} could not be read as a PyTorch file: {error}") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        detail = str(error) or "the file ends early"
+        raise CheckpointError(
+            f"{path} could not be read as a PyTorch file ({type(error).__name__}: {detail}); "
+            "it is damaged or truncated, so restore it or train the run again"
+        ) from error
 
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} contains a {type(payload).__name__}, not a checkpoint dict")
@@ -197,6 +208,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} lacks the checkpoint keys {missing}; it was not written by save_checkpoint"
         )
     return payload
+
+
+def _weights_only_reason(error: pickle.UnpicklingError) -> str:
+    """Return the reason line of torch's weights_only error, without its advice to turn the check off."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    skipped = ("Weights only load failed", "Check the documentation")
+    kept = [
+        line.split("WeightsUnpickler error:", 1)[-1].strip()
+        for line in lines
+        if line and not line.startswith(skipped)
+    ]
+    return " ".join(line for line in kept if line) or type(error).__name__
 
 
 def build_model(payload: Mapping[str, Any], source: str | Path = "checkpoint") -> SignTransformer:
@@ -249,7 +272,7 @@ def load_run(
     if not path.is_file():
         present = [key for key, name in CHECKPOINT_FILES.items() if (run_dir / name).is_file()]
         if present:
-            choices = " or ".join(f"which={key!r}" for key in present)
+            choices = " or ".join(f"which={key!r} (--checkpoint {key} on the command line)" for key in present)
             hint = f"; choose {choices} to load what this folder has"
         else:
             hint = "; train the run first or import a study checkpoint"
@@ -284,7 +307,7 @@ def load_run(
         "package_version": payload.get("package_version"),
         "n_features": stored,
         "device": str(target),
-        "corpus": _read_json(run_dir / CORPUS_FILE) if (run_dir / CORPUS_FILE).is_file() else None,
+        "corpus": _read_corpus_reference(run_dir / CORPUS_FILE),
     }
     for key, value in payload.items():
         if key not in RESERVED_KEYS and not _contains_tensor(value):
@@ -453,14 +476,20 @@ def read_study_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(
             ckpt_path, map_location="cpu", pickle_module=_restricted_pickle_module()
         )
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+    except (
+        pickle.UnpicklingError, RuntimeError, EOFError, OSError,
+        AttributeError, TypeError, ValueError, KeyError, IndexError,
+    ) as error:
+        # a damaged or crafted file fails inside torch's loader in many ways; each means unreadable
+        detail = str(error) or "the file ends early"
         raise CheckpointError(
-            f"{ckpt_path} could not be read as a PyTorch Lightning checkpoint: {error}"
+            f"{ckpt_path} could not be read as a PyTorch Lightning checkpoint "
+            f"({type(error).__name__}: {detail}); check that the file is complete"
         ) from error
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(
-            f"{ckpt_path} contains a {type(checkpoint).__name__}, not a Lightning checkpoint dict"
-        )
+    # a stand-in is a dict subclass too, but only a real dict is a Lightning checkpoint
+    if not isinstance(checkpoint, dict) or isinstance(checkpoint, PickledObject):
+        found = checkpoint.qualified_name if isinstance(checkpoint, PickledObject) else type(checkpoint).__name__
+        raise CheckpointError(f"{ckpt_path} contains a {found}, not a Lightning checkpoint dict")
     return checkpoint
 
 
@@ -837,6 +866,19 @@ def _load_weights(model: SignTransformer, state_dict: Mapping[str, torch.Tensor]
         if wrong_shapes:
             parts.append("shape mismatches " + "; ".join(wrong_shapes))
         raise CheckpointError(f"{source}: weights do not fit the model: " + "; ".join(parts))
+
+    # torch.argmax picks a NaN logit, so a diverged model would decode the same token at every
+    # step and be extracted and evaluated as if it had predicted it
+    not_finite = [
+        key for key, tensor in state_dict.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if not_finite:
+        raise CheckpointError(
+            f"{source}: weights {not_finite[:5]} contain NaN or infinite values "
+            f"({len(not_finite)} tensor(s)); training diverged or the file is damaged, "
+            "so use another checkpoint of the run"
+        )
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -902,6 +944,18 @@ def _check_vocab_file(path: Path, tokens: Sequence[str]) -> None:
             f"{path} does not match the vocabulary stored in the checkpoint; rewrite it from the "
             "checkpoint or restore the original run folder"
         )
+
+
+def _read_corpus_reference(path: Path) -> Any:
+    """Read corpus.json for the run's info, or None; a damaged file must not block the model."""
+    if not path.is_file():
+        return None
+    try:
+        return _read_json(path)
+    except CheckpointError as error:
+        # the caller can still name the corpus itself (extract.py --corpus)
+        logger.warning("ignoring %s: %s", path, error)
+        return None
 
 
 def _read_json(path: Path) -> Any:

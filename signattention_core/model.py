@@ -223,9 +223,15 @@ class SignTransformer(nn.Module):
         if capture is None:
             return encoder(x, src_key_padding_mask=src_padding_mask)
 
+        # nn.TransformerEncoder hands its layers an additive float mask. A bool mask would let
+        # nn.MultiheadAttention take its fused inference kernel, which rounds differently and
+        # moved sharp weights by about 1e-6, so the float mask keeps capture equal to the stock layers.
+        layer_mask = torch.zeros(src_padding_mask.shape, dtype=x.dtype, device=x.device).masked_fill(
+            src_padding_mask, float("-inf")
+        )  # (B, P)
         weights = []
         for layer in encoder.layers:
-            x, layer_weights = _encoder_layer_forward(layer, x, src_padding_mask)
+            x, layer_weights = _encoder_layer_forward(layer, x, layer_mask)
             weights.append(layer_weights)
         if encoder.norm is not None:
             x = encoder.norm(x)

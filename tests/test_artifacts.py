@@ -616,3 +616,71 @@ def test_pose_frame_count_mismatch_rejected(tmp_path):
     record.pose = np.zeros((record.n_frames + 2, 543, 3), dtype=np.float32)
     with pytest.raises(ArtifactError, match=r"pose has \d+ frames but n_frames is \d+"):
         write(tmp_path / "bad", [record])
+
+
+def test_force_keeps_non_artifact_folder(tmp_path, records):
+    # a training run folder given as --out by mistake
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "best.pt").write_bytes(b"weights")
+    stray_file = tmp_path / "notes.txt"
+    stray_file.write_text("keep", encoding="utf-8")
+
+    for out in (run_dir, stray_file):
+        with pytest.raises(ArtifactError, match="not an artifact folder"):
+            write(out, records[:1], force=True)
+    assert (run_dir / "best.pt").read_bytes() == b"weights"
+    assert stray_file.read_text(encoding="utf-8") == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "runs"]
+
+
+def test_force_fills_empty_folder(tmp_path, records):
+    out = tmp_path / "empty"
+    out.mkdir()
+    write(out, records[:2], force=True)
+    assert Artifact.open(out).n_samples == 2
+
+
+def test_out_inside_artifact_rejected(artifact_dir, records):
+    with pytest.raises(ArtifactError, match="lies inside the artifact folder"):
+        write(artifact_dir / "nested", records[:1])
+    with pytest.raises(ArtifactError, match="lies inside the artifact folder"):
+        write(artifact_dir / "nested", records[:1], force=True)
+    assert not (artifact_dir / "nested").exists()
+    assert Artifact.open(artifact_dir).n_samples == len(records)
+
+
+def test_replaced_artifact_not_mixed(artifact_dir, records):
+    opened = Artifact.open(artifact_dir)
+    opened.attention(0)
+    write(artifact_dir, records[:2], force=True)
+
+    # the old run.json must not be paired with the new tables
+    for read in (opened.samples, opened.metrics, lambda: opened.attention(1), lambda: opened.pose(0)):
+        with pytest.raises(ArtifactError, match="replaced or changed after it was opened"):
+            read()
+    assert Artifact.open(artifact_dir).n_samples == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("n_samples", "12", "has n_samples '12', expected a positive integer"),
+        ("files", "samples.parquet", "lists no files for table 'samples'"),
+        (
+            "files",
+            {"samples": ["samples.parquet", "samples.parquet"]},
+            "expected a list of distinct file names",
+        ),
+        ("files", {"samples": "samples.parquet"}, "expected a list of distinct file names"),
+    ],
+)
+def test_run_json_entries_validated(artifact_dir, key, value, message):
+    run_path = artifact_dir / "run.json"
+    run = json.loads(run_path.read_text(encoding="utf-8"))
+    if isinstance(value, dict):
+        value = {**run["files"], **value}
+    run[key] = value
+    run_path.write_text(json.dumps(run), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=message):
+        Artifact.open(artifact_dir)

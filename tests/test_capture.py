@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from signattention_core.capture import (
+    AttentionHooks,
     PrecomputedEncoder,
     SampleCapture,
     capture_batch,
@@ -254,3 +255,26 @@ def test_capture_reuses_encoded_batch(model, batch):
     fresh = capture_batch(model, src, padding_mask, hypotheses, BOS_ID, PAD_ID)
     for got, expected in zip(reused, fresh, strict=True):
         assert_same_capture(got, expected)
+
+
+def test_encoder_capture_equals_stock_encoder():
+    # large weights make attention sharp, where any change of matmul kernel shows in the weights
+    torch.manual_seed(1)
+    model = SignTransformer(
+        150, VOCAB_SIZE, d_model=64, nhead=8, num_encoder_layers=2, num_decoder_layers=1,
+        dim_feedforward=64,
+    ).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2.0)
+    src = 0.5 * torch.randn(1, 60, 150, generator=torch.Generator().manual_seed(2))  # (1, P, E)
+    padding_mask = torch.zeros(1, 60, dtype=torch.bool)  # (1, P)
+
+    encoded = encode_batch(model, src, padding_mask)
+    _, _, reference = capture_step_by_step(model, src, padding_mask, [], 1, BOS_ID, EOS_ID)
+
+    # the stock layers with weights requested, as the study's hooks ran them
+    with torch.no_grad(), AttentionHooks(model):
+        stock_memory = model.encode(src, padding_mask)  # (1, P, D)
+    torch.testing.assert_close(encoded.memory, stock_memory, atol=0, rtol=0)
+    np.testing.assert_array_equal(encoded.encoder_self[0], reference.encoder_self)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import pickle
 
 import pytest
@@ -190,6 +191,43 @@ def test_load_checkpoint_rejects_pickles(tmp_path):
     with pytest.raises(CheckpointError, match="import-checkpoint"):
         load_checkpoint(path)
     assert CODE_RAN == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"could not be read as a PyTorch file \(EOFError"),
+        (b"garbage\n", "is not a PyTorch checkpoint file"),
+    ],
+)
+def test_load_checkpoint_damaged_file(tmp_path, content, message):
+    path = tmp_path / "best.pt"
+    path.write_bytes(content)
+
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_checkpoint(path)
+    # torch's advice to retry with weights_only=False must not reach the user
+    assert "weights_only` set to `False" not in str(error.value)
+
+
+def test_load_checkpoint_truncated_file(tmp_path):
+    tokenizer = Tokenizer.fit([WORDS])
+    path = save_checkpoint(tmp_path / "best.pt", tiny_model(len(tokenizer)), tiny_config(), tokenizer, epoch=1)
+    path.write_bytes(path.read_bytes()[:3000])
+
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_checkpoint(path)
+
+
+def test_load_run_rejects_nan_weights(tmp_path):
+    tokenizer = Tokenizer.fit([WORDS])
+    model = tiny_model(len(tokenizer))
+    with torch.no_grad():
+        model.generator.weight[0, 0] = float("nan")
+    write_run(tmp_path / "run", model, tiny_config(), tokenizer)
+
+    with pytest.raises(CheckpointError, match=r"weights \['generator.weight'\] contain NaN or infinite"):
+        load_run(tmp_path / "run")
 
 
 def test_load_run_reads_folder(tmp_path):
@@ -395,6 +433,55 @@ def test_study_import_runs_no_pickled_code(tmp_path):
     assert CODE_RAN == []
 
 
+class OsSystemCall:
+    """Pickles as a call to os.system, as a malicious checkpoint would."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_study_import_never_runs_os_system(tmp_path):
+    marker = tmp_path / "code-ran"
+    hyper_parameters = {
+        "config": dict(STUDY_CONFIG),
+        "tokenizer": StudyTokenizer(WORDS),
+        "callback": OsSystemCall(f"touch {marker}"),
+    }
+    path = study_checkpoint(tmp_path / "study.ckpt", tiny_model(9, nhead=8), hyper_parameters=hyper_parameters)
+
+    run = load_run(import_study_checkpoint(path, tmp_path / "run"))
+
+    assert not marker.exists()
+    assert run.tokenizer.words == WORDS
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_study_checkpoint_top_level_call_rejected(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "study.ckpt"
+    torch.save(OsSystemCall(f"touch {marker}"), path)
+
+    with pytest.raises(CheckpointError, match=r"contains a (posix|nt)\.system, not a Lightning checkpoint dict"):
+        import_study_checkpoint(path, tmp_path / "run")
+    assert not marker.exists()
+
+
+def test_study_checkpoint_truncated(tmp_path):
+    path = study_checkpoint(tmp_path / "study.ckpt", tiny_model(9, nhead=8))
+    data = path.read_bytes()
+
+    for size in (0, 100, len(data) // 2):
+        path.write_bytes(data[:size])
+        with pytest.raises(CheckpointError, match="could not be read as a PyTorch Lightning checkpoint"):
+            import_study_checkpoint(path, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_unpickler_stands_in_for_unknown_globals():
     # protocol 0: os.system('echo unsafe')
     data = b"cos\nsystem\n(S'echo unsafe'\ntR."
@@ -523,6 +610,18 @@ def test_choose_device_rejects_unknown():
 def test_choose_device_cuda_unavailable():
     with pytest.raises(ValueError, match="no CUDA GPU"):
         choose_device("cuda:1")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_choose_device_plain_cuda_unavailable():
+    with pytest.raises(ValueError, match="device 'cuda' is not available: PyTorch sees no CUDA GPU"):
+        choose_device("cuda")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple MPS")
+def test_choose_device_mps_unavailable():
+    with pytest.raises(ValueError, match="device 'mps' is not available"):
+        choose_device("mps")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -421,3 +421,65 @@ def test_two_processes_match_one(greedy_artifact, tiny_run, tmp_path):
         rtol=1e-4, atol=1e-5,
     )
     assert sharded.run["summary"]["bleu_4"] == pytest.approx(greedy_artifact.run["summary"]["bleu_4"])
+
+
+def test_force_keeps_run_folder(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+
+    # --out mistyped as the run folder itself
+    with pytest.raises(ArtifactError, match="not an artifact folder"):
+        run_extract(copy, copy, force=True, limit=1)
+    assert sorted(path.name for path in copy.iterdir()) == sorted(path.name for path in run_dir.iterdir())
+    assert load_run(copy).info["epoch"] == 1
+
+
+def test_eos_first_hypotheses_written(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    payload = torch.load(copy / "best.pt", weights_only=True)
+    payload["state_dict"]["generator.bias"][EOS_ID] += 100.0  # EOS wins every step
+    torch.save(payload, copy / "best.pt")
+
+    artifact = run_extract(copy, tmp_path / "out", decode="beam", beam_size=2)
+    samples = artifact.samples()
+    assert (samples["n_hypothesis"] == 0).all()
+    assert samples["ends_with_eos"].all()
+    assert (samples["hypothesis"] == "").all()
+
+    stored = artifact.attention(0)
+    assert stored.tokens == ["<eos>"]
+    assert stored.decoder_self.shape == (2, 2, 1, 1)
+    assert stored.cross.shape[2] == 1
+    metrics = artifact.metrics()
+    assert (metrics["n_glosses"] == 0).all()
+    assert metrics.drop(columns=["sample_idx", "layer", "head", "n_glosses"]).isna().all().all()
+    assert artifact.contributions()["is_eos"].all()
+
+
+def test_corpus_flag_overrides_damaged_reference(tiny_run, tmp_path):
+    corpus_dir, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "corpus.json").write_text("{not json", encoding="utf-8")
+
+    assert run_extract(copy, tmp_path / "out", corpus_dir=corpus_dir, limit=1).n_samples == 1
+    with pytest.raises(ValueError, match="corpus.json is not valid JSON"):
+        run_extract(copy, tmp_path / "other")
+
+
+def test_cli_reports_unwritable_out(tiny_run, tmp_path, capsys):
+    from extract import main
+
+    _, run_dir = tiny_run
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+
+    code = main(["--run", str(run_dir), "--out", str(blocker / "artifact"), "--device", "cpu", "--limit", "1", "--quiet"])
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "extract.py: error:" in error
+    assert "Not a directory" in error

@@ -263,3 +263,30 @@ def test_metric_info_covers_every_metric():
         "centroid_spearman",
         "centroid_monotonic_share",
     ]
+
+
+def test_one_gloss_one_position_values():
+    values = m.alignment_metrics(np.ones((1, 1)))
+    assert values["band_diagonality"] == 1.0
+    assert values["centroid_error"] == 0.0
+    assert values["effective_width"] == 1.0
+    assert values["guided_attention_penalty"] == 0.0
+    assert values["focus_rate_scaled"] == 1.0
+    for name in ("centroid_spearman", "centroid_monotonic_share", "normalized_entropy", "gold_mass"):
+        assert math.isnan(values[name]), name
+
+
+def test_float32_matrix_matches_float64():
+    rng = np.random.default_rng(3)
+    A = rng.dirichlet(np.full(17, 0.3), size=5)  # (5, 17) float64
+    single = m.alignment_metrics(A.astype(np.float32))
+    double = m.alignment_metrics(A)
+    assert single == pytest.approx(double, rel=1e-5, abs=1e-6, nan_ok=True)
+
+
+def test_nan_row_rejected_by_every_metric():
+    A = uniform(3, 5)
+    A[1, 2] = np.nan
+    for function in (m.band_diagonality, m.centroid_error, m.normalized_entropy, m.alignment_metrics):
+        with pytest.raises(ValueError, match="NaN"):
+            function(A)
