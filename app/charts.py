@@ -137,7 +137,9 @@ def matrix_heatmap(
     x_sort = list(x_order) if x_order is not None else "ascending"
     y_sort = list(y_order) if y_order is not None else "ascending"
     many_columns = x_order is not None and len(x_order) > 40
-    x_axis = alt.Axis(labelOverlap=True, labelAngle=0) if many_columns else alt.Axis(labelAngle=0)
+    # gloss labels are wider than a cell, so they are slanted to stay readable
+    text_labels = x_order is not None and any(isinstance(label, str) for label in x_order)
+    x_axis = alt.Axis(labelOverlap=many_columns, labelAngle=-45 if text_labels else 0)
     return (
         base(data, title, context, width=width, height=height)
         .mark_rect()

@@ -97,10 +97,20 @@ def apply(samples: pd.DataFrame, chosen: SampleFilter, metric_values: pd.Series 
     if chosen.exact != "any":
         mask &= (samples["exact_match"] == (chosen.exact == "exact")).to_numpy()
     if chosen.bleu is not None:
-        mask &= samples["sentence_bleu"].between(*chosen.bleu).to_numpy()
+        mask &= _between(samples["sentence_bleu"], chosen.bleu)
     if chosen.wer is not None:
-        mask &= samples["wer"].between(*chosen.wer).to_numpy()
+        mask &= _between(samples["wer"], chosen.wer)
     if chosen.metric and chosen.metric_range is not None and metric_values is not None:
         values = samples["sample_idx"].map(metric_values)
-        mask &= values.between(*chosen.metric_range).to_numpy()
+        mask &= _between(values, chosen.metric_range)
     return samples[mask]
+
+
+# scores computed in floating point land a few ulps outside the slider's ends (BLEU 100.00000000000004)
+RANGE_TOLERANCE = 1e-9
+
+
+def _between(values: pd.Series, bounds: tuple[float, float]) -> np.ndarray:
+    """Return where values lie in the inclusive range, with a float tolerance at both ends."""
+    low, high = bounds
+    return values.between(low - RANGE_TOLERANCE, high + RANGE_TOLERANCE).to_numpy()

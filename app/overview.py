@@ -41,7 +41,8 @@ with middle:
     st.markdown(
         f"- corpus: **{controls.escape_markdown(str(corpus.get('name', '?')))}**\n"
         f"- split: {ref.split}, {ref.n_samples} samples\n"
-        f"- {table['sentence_group'].nunique()} sentence groups, {table['signer'].nunique()} signers\n"
+        f"- {controls.count(table['sentence_group'].nunique(), 'sentence group')}, "
+        f"{controls.count(table['signer'].nunique(), 'signer')}\n"
         f"- extracted {run.get('created', '?')}"
     )
 with right:

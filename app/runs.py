@@ -32,11 +32,25 @@ def artifacts_root(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     return Path(chosen).expanduser().resolve()
 
 
+# name parts of folders that an unfinished or replaced write leaves behind
+TRANSIENT_MARKERS = (".tmp-", ".replaced-")
+
+
 def list_runs(root: Path) -> list[str]:
-    """Return the names of the subfolders of `root` that hold a run.json, sorted."""
+    """Return the names of the subfolders of `root` that contain a run.json, sorted.
+
+    Folders of an interrupted or replaced extraction (`NAME.tmp-PID`,
+    `NAME.replaced-PID`) are left out.
+    """
     if not root.is_dir():
         return []
-    return sorted(child.name for child in root.iterdir() if child.is_dir() and (child / RUN_FILE).is_file())
+    return sorted(
+        child.name
+        for child in root.iterdir()
+        if child.is_dir()
+        and (child / RUN_FILE).is_file()
+        and not any(marker in child.name for marker in TRANSIENT_MARKERS)
+    )
 
 
 def run_path(root: Path, name: str) -> Path:

@@ -16,7 +16,7 @@ controls.header(
     "One performance: the reference glosses against the model's hypothesis, then the attention "
     "the model paid while decoding it. In the cross-attention heatmap each row is one predicted "
     "gloss (the last row is the end-of-sentence step) and each column one encoder position, drawn "
-    "over the raw frames it stands for; darker cells got more weight. A roughly diagonal band means "
+    "over the raw frames it stands for; brighter (yellow) cells got more weight. A roughly diagonal band means "
     "the glosses attend to the video in order. Layer and head choose the matrix; "
     "**Mean over heads** is an average computed for display. The pose player shows the skeleton at "
     "any frame with each gloss's attention there.",

@@ -69,7 +69,8 @@ def sentence_metrics(reference: Sequence[str], hypothesis: Sequence[str]) -> dic
         hypothesis_text, [reference_text], tokenize="none", use_effective_order=True
     )
     return {
-        "sentence_bleu": float(bleu.score),
+        # sacrebleu's brevity penalty and n-gram precisions can multiply to 100.00000000000004
+        "sentence_bleu": min(float(bleu.score), 100.0),
         "wer": float(jiwer.wer(reference_text, hypothesis_text)),
         "exact_match": list(reference) == list(hypothesis),
     }

@@ -268,19 +268,19 @@ def decode_and_capture(
     return hypothesis_ids, captured
 
 
-def corpus_path_for(corpus_root: Path, out_dir: Path) -> str:
-    """Return the corpus folder as run.json records it.
+def portable_path(target: Path, out_dir: Path) -> str:
+    """Return a folder (the corpus, the training run) as run.json records it.
 
     The path is relative to the artifact folder when the two share a parent
     folder below the file-system root, so that a repository moved or cloned
-    elsewhere still finds its corpus; otherwise it is absolute.
+    elsewhere still finds it; otherwise it is absolute.
     """
-    corpus_root = Path(corpus_root).resolve()
+    target = Path(target).resolve()
     out_dir = Path(out_dir).resolve()
-    common = Path(os.path.commonpath([corpus_root, out_dir]))
+    common = Path(os.path.commonpath([target, out_dir]))
     if common == Path(common.anchor):
-        return str(corpus_root)
-    return os.path.relpath(corpus_root, out_dir)
+        return str(target)
+    return os.path.relpath(target, out_dir)
 
 
 def build_record(
@@ -368,7 +368,7 @@ def build_run_info(
     model = loaded.model
     return {
         "run_name": config.run_dir.resolve().name,
-        "run_dir": str(config.run_dir.resolve()),
+        "run_dir": portable_path(config.run_dir, config.out_dir),
         "model": {
             **dict(getattr(model, "model_args", {})),
             "n_parameters": int(sum(p.numel() for p in model.parameters())),
@@ -379,7 +379,7 @@ def build_run_info(
         "checkpoint_epoch": loaded.info.get("epoch"),
         "corpus": {
             "name": corpus.name,
-            "path": corpus_path_for(corpus.root, config.out_dir),
+            "path": portable_path(corpus.root, config.out_dir),
             "split_size": len(corpus.split(config.split)),
             "dropped": {reason: list(ids) for reason, ids in dataset.dropped.items()},
             "extracted": n_selected,

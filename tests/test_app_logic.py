@@ -129,6 +129,13 @@ def test_sample_filters(chosen, expected):
     assert filters.apply(_table(), chosen)["sample_idx"].tolist() == expected
 
 
+def test_full_bleu_range_keeps_float_noise():
+    table = _table()
+    table.loc[0, "sentence_bleu"] = 100.00000000000004
+    chosen = filters.SampleFilter(bleu=(0.0, 100.0))
+    assert filters.apply(table, chosen)["sample_idx"].tolist() == [0, 1, 2]
+
+
 def test_metric_range_filter():
     values = pd.Series([0.1, 0.9, np.nan], index=[0, 1, 2])
     chosen = filters.SampleFilter(metric="band_diagonality", metric_range=(0.5, 1.0))
@@ -330,3 +337,10 @@ def test_file_stem(text, stem):
     from app import charts
 
     assert charts.file_stem(text) == stem
+
+
+def test_list_runs_skips_unfinished_writes(tmp_path):
+    for name in ("demo", "demo.tmp-123", "demo.replaced-456"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text("{}", encoding="utf-8")
+    assert runs.list_runs(tmp_path) == ["demo"]

@@ -79,6 +79,11 @@ def test_tokenisation_stated():
     assert "tok:none" in metrics["bleu_signature"]
 
 
+def test_sentence_bleu_of_exact_match_is_100():
+    glosses = ["ΧΘΕΣ", "ΑΥΤΟΣ", "ΚΛΕΒΩ(1)", "ΚΙΝΗΤΟ", "ΕΓΩ(1)", "ΑΣΤΥΝΟΜΙΑ", "ΘΕΛΩ"]
+    assert sentence_metrics(glosses, glosses)["sentence_bleu"] == 100.0
+
+
 def test_sentence_bleu_uses_effective_order():
     # a two-token exact match has no 3- or 4-grams; effective order still gives 100
     scores = sentence_metrics(["ΓΕΙΑ", "ΕΣΥ"], ["ΓΕΙΑ", "ΕΣΥ"])

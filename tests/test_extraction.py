@@ -19,7 +19,7 @@ from signattention_core.config import TrainConfig
 from signattention_core.corpus import Corpus, Sample, write_corpus
 from signattention_core.dataset import SignDataset, collate, fit_tokenizer
 from signattention_core.evaluation import translation_metrics
-from signattention_core.extraction import ExtractionConfig, corpus_path_for, extract
+from signattention_core.extraction import ExtractionConfig, extract, portable_path
 from signattention_core.model import SignTransformer
 from signattention_core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from signattention_core.transforms import n_features
@@ -257,8 +257,8 @@ def test_artifact_stores_poses(greedy_artifact, tiny_run):
 
 
 def test_corpus_path_absolute_without_shared_parent():
-    assert corpus_path_for(Path("/corpus-a"), Path("/artifacts-b/run")) == "/corpus-a"
-    assert corpus_path_for(Path("/data/corpus"), Path("/data/artifacts/run")) == "../../corpus"
+    assert portable_path(Path("/corpus-a"), Path("/artifacts-b/run")) == "/corpus-a"
+    assert portable_path(Path("/data/corpus"), Path("/data/artifacts/run")) == "../../corpus"
 
 
 def test_run_info(greedy_artifact, tiny_run):
