@@ -90,6 +90,43 @@ def metric_intervals(table: pd.DataFrame, metric_names: Sequence[str], by: str |
     return pd.DataFrame(rows, columns=columns)
 
 
+# metrics for which uniform attention is a meaningful "no alignment" reference; rank-based
+# metrics are undefined or degenerate on the ties of a uniform matrix, and gold mass needs spans
+UNIFORM_REFERENCE_METRICS: tuple[str, ...] = (
+    "band_diagonality",
+    "centroid_error",
+    "normalized_entropy",
+    "effective_width",
+    "guided_attention_penalty",
+    "focus_rate_scaled",
+)
+
+
+def uniform_reference(lengths: pd.Series, positions: pd.Series) -> pd.DataFrame:
+    """Return each metric's value for uniform attention, per sentence length.
+
+    For every length N, the metric is computed on an N x T matrix of equal
+    weights, with T the median number of encoder positions of the samples of
+    that length. A model whose value sits at this reference attends no more
+    to the right part of the video than one that spreads attention evenly;
+    for example band diagonality is about 1/N for uniform attention.
+
+    Returns columns metric, length, uniform.
+    """
+    table = pd.DataFrame({"length": lengths.to_numpy(), "positions": positions.to_numpy()})
+    rows = []
+    for length, group in table.groupby("length", sort=True):
+        n_rows = int(length)
+        n_positions = int(round(float(group["positions"].median())))
+        if n_rows < 1 or n_positions < 1:
+            continue
+        uniform = np.full((n_rows, n_positions), 1.0 / n_positions)  # (N, T)
+        values = alignment.alignment_metrics(uniform)
+        for metric in UNIFORM_REFERENCE_METRICS:
+            rows.append({"metric": metric, "length": n_rows, "uniform": float(values[metric])})
+    return pd.DataFrame(rows, columns=["metric", "length", "uniform"])
+
+
 def mean_profiles_by_length(keys: pd.DataFrame, profiles: np.ndarray, lengths: pd.Series) -> pd.DataFrame:
     """Average the step profiles of all samples with the same hypothesis length.
 

@@ -106,8 +106,15 @@ else:
         x=alt.X("length:O", title="predicted glosses"), y=alt.Y("mean:Q", title=None, scale=alt.Scale(zero=False)),
         tooltip=tooltip, **encodings,
     )
+    # uniform attention as the "no alignment" reference, where it is defined
+    reference = data.uniform_reference(ref)
+    intervals = intervals.merge(reference, on=["metric", "length"], how="left")
+    uniform_ticks = metric_base.mark_tick(color="#999999", thickness=2, size=18).encode(
+        x=alt.X("length:O", title="predicted glosses"), y=alt.Y("uniform:Q", title=None),
+        tooltip=["label:N", "length:O", alt.Tooltip("uniform:Q", title="uniform attention", format=".3f")],
+    )
     metric_grid = (
-        alt.layer(rules, dots, data=intervals)
+        alt.layer(uniform_ticks, rules, dots, data=intervals)
         .facet(facet=alt.Facet("label:N", title=None, sort=list(METRICS[name].label for name in METRICS)), columns=3)
         .resolve_scale(y="independent")
         .properties(title=charts.title("Alignment metrics by sentence length", metric_context))
@@ -115,9 +122,10 @@ else:
     charts.show(
         metric_grid, intervals, name=f"{ref.name}-metrics-by-length-{grouping}",
         caption=f"Dots: mean over samples; bars: percentile bootstrap 95% interval of the mean "
-                f"({aggregates.BOOTSTRAP_RESAMPLES} resamples, seed {aggregates.BOOTSTRAP_SEED}). Metrics are "
-                "computed on raw weights without the EOS row; the mean over heads is the metric of the "
-                "head-averaged matrix.",
+                f"({aggregates.BOOTSTRAP_RESAMPLES} resamples, seed {aggregates.BOOTSTRAP_SEED}); grey ticks: "
+                "the value for uniform attention over the median number of positions at that length, so a dot "
+                "on its tick shows no more alignment than attending everywhere equally. Metrics are computed on "
+                "raw weights without the EOS row; the mean over heads is the metric of the head-averaged matrix.",
     )
     with st.expander("How to read each metric"):
         st.markdown("\n".join(f"- **{info.label}** ({info.value_range}): {info.reading}" for info in METRICS.values()))

@@ -277,6 +277,17 @@ def _metric_intervals(path: str, stamp: int, layer: int, head: int, by: str | No
     return aggregates.metric_intervals(_metric_table(path, stamp, layer, head), METRIC_NAMES, by)
 
 
+def uniform_reference(ref: RunRef) -> pd.DataFrame:
+    """Return each metric's value for uniform attention per hypothesis length (see `aggregates.uniform_reference`)."""
+    return guarded(_uniform_reference, ref.path, ref.stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _uniform_reference(path: str, stamp: int) -> pd.DataFrame:
+    samples = _samples(path, stamp)
+    return aggregates.uniform_reference(samples["hypothesis_length"], samples["n_positions"])
+
+
 def cross_share(ref: RunRef, layer: int) -> pd.DataFrame:
     """Return the mean cross share with 95% interval per hypothesis length and decoding step of one layer."""
     return guarded(_cross_share, ref.path, ref.stamp, layer)

@@ -344,3 +344,17 @@ def test_list_runs_skips_unfinished_writes(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text("{}", encoding="utf-8")
     assert runs.list_runs(tmp_path) == ["demo"]
+
+
+def test_uniform_reference_per_length():
+    lengths = pd.Series([1, 4, 4, 4])
+    positions = pd.Series([10, 20, 30, 40])
+    table = aggregates.uniform_reference(lengths, positions).set_index(["metric", "length"])["uniform"]
+
+    # a single gloss's band covers the whole video
+    assert table[("band_diagonality", 1)] == pytest.approx(1.0)
+    # 4 glosses over the median 30 positions: each band holds 8 of 30 positions
+    assert table[("band_diagonality", 4)] == pytest.approx(8 / 30)
+    assert table[("normalized_entropy", 4)] == pytest.approx(1.0)
+    assert table[("focus_rate_scaled", 4)] == pytest.approx(30 / 4 / 30)
+    assert "centroid_spearman" not in table.index.get_level_values("metric")
