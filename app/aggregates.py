@@ -90,8 +90,8 @@ def metric_intervals(table: pd.DataFrame, metric_names: Sequence[str], by: str |
     return pd.DataFrame(rows, columns=columns)
 
 
-# metrics for which uniform attention is a meaningful "no alignment" reference; rank-based
-# metrics are undefined or degenerate on the ties of a uniform matrix, and gold mass needs spans
+# metrics for which uniform attention is a meaningful "no alignment" reference. Rank-based
+# metrics are undefined or degenerate on the ties of a uniform matrix, and gold mass needs spans.
 UNIFORM_REFERENCE_METRICS: tuple[str, ...] = (
     "band_diagonality",
     "centroid_error",
@@ -108,8 +108,8 @@ def uniform_reference(lengths: pd.Series, positions: pd.Series) -> pd.DataFrame:
     For every length N, the metric is computed on an N x T matrix of equal
     weights, with T the median number of encoder positions of the samples of
     that length. A model whose value sits at this reference attends no more
-    to the right part of the video than one that spreads attention evenly;
-    for example band diagonality is about 1/N for uniform attention.
+    to the right part of the video than one that spreads attention evenly.
+    For example, band diagonality is about 1/N for uniform attention.
 
     Returns columns metric, length, uniform.
     """

@@ -8,7 +8,7 @@ the script imports the recordings into a corpus, validates it, trains a small
 model, extracts an artifact and reports samples, training time, exact-match
 rate, band diagonality and gold mass. The point is that real files (pixel
 coordinates, masked hands, 576- and 178-point layouts, 20-30 fps) pass through
-every stage; these corpora are far too small for the scores to mean much,
+every stage. These corpora are far too small for the scores to mean much,
 except on the sentences composed from isolated signs, whose gold spans are exact.
 
 The single PHOENIX `.pose` sample is too small to train on, so it is extracted

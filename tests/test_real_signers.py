@@ -1,9 +1,10 @@
 """The whole pipeline on real signer recordings: import, validate, train, extract, open the dashboard.
 
-Five sources go through every stage: sentences composed from isolated ASL and
-Swiss German signs (exact gold spans), PHOENIX-2014T skeleton files, one
-PHOENIX MediaPipe `.pose` recording (543 points, pixel coordinates) and the
-signbridge ASL sentences (576 points, masked hands, automatic gold spans).
+Five sources go through every stage. Two are sentences composed from isolated
+ASL and Swiss German signs, with exact gold spans. The others are
+PHOENIX-2014T skeleton files, one PHOENIX MediaPipe `.pose` recording
+(543 points, pixel coordinates) and the signbridge ASL sentences (576 points,
+masked hands, automatic gold spans).
 """
 
 import json
