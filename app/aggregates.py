@@ -13,6 +13,7 @@ import pandas as pd
 
 from signattention_core import metrics as alignment
 from signattention_core.text import match_key
+from signattention_core.tokenizer import BOS
 
 # resamples of each bootstrap interval
 BOOTSTRAP_RESAMPLES = 1000
@@ -302,3 +303,14 @@ def group_summary(samples: pd.DataFrame, per_gloss: pd.DataFrame) -> pd.DataFram
 def sorted_glosses(tokens: Sequence[str]) -> list[str]:
     """Return distinct glosses sorted case- and accent-insensitively (Greek aware)."""
     return sorted(set(tokens), key=lambda token: (match_key(token), token))
+
+
+def decoder_input_labels(tokens: Sequence[str]) -> list[str]:
+    """Label the decoder's input positions, which are the columns of decoder self-attention.
+
+    The teacher-forced decoder reads `[BOS, y_0 .. y_{n-1}]` while it predicts
+    `tokens`, which is `[y_0 .. y_{n-1}, EOS]`. Column 0 is therefore BOS, and
+    column `j` is the gloss of 1-based step `j`, with that step's label.
+    """
+    previous = [f"{step + 1}. {token}" for step, token in enumerate(tokens[:-1])]
+    return [f"0. {BOS}", *previous]

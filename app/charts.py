@@ -152,6 +152,10 @@ def matrix_heatmap(
     )
 
 
+# sample counts are whole numbers, so the axis never shows ticks such as 0.5
+_COUNT_AXIS = alt.Axis(tickMinStep=1, format="d")
+
+
 def histogram(
     data: pd.DataFrame, column: str, *, title: str, context: ViewContext, x_title: str,
     discrete: bool = False, max_bins: int = 40, edges: Sequence[float] | None = None,
@@ -171,7 +175,9 @@ def histogram(
             .encode(
                 x=alt.X("start:Q", title=x_title, scale=alt.Scale(domain=[bounds[0], bounds[-1]], nice=False)),
                 x2="end:Q",
-                y=alt.Y("samples:Q", title="samples"),
+                # a bar ranged on x needs its own y baseline, or Vega-Lite draws it as a thin tick
+                y=alt.Y("samples:Q", title="samples", axis=_COUNT_AXIS),
+                y2=alt.datum(0),
                 tooltip=["start:Q", "end:Q", "samples:Q"],
             )
         )
@@ -180,7 +186,7 @@ def histogram(
         x = alt.X(f"{column}:O", title=x_title, axis=alt.Axis(labelAngle=0))
     else:
         x = alt.X(f"{column}:Q", title=x_title, bin=alt.Bin(maxbins=max_bins))
-    return chart.mark_bar().encode(x=x, y=alt.Y("count():Q", title="samples"), tooltip=["count():Q"])
+    return chart.mark_bar().encode(x=x, y=alt.Y("count():Q", title="samples", axis=_COUNT_AXIS), tooltip=["count():Q"])
 
 
 def show(

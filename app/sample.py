@@ -44,6 +44,10 @@ with back:
 with forward:
     st.button("Next", icon=":material/arrow_forward:", on_click=_step_to, args=(1,), key="next",
               width="stretch")
+# a link to a sample that this run lacks must not pass off another sample as the one requested
+requested_sample = st.query_params.get("sample")
+if requested_sample is not None and requested_sample not in position_of:
+    st.warning(f"Sample {requested_sample!r} from the link is not in run {ref.name}, so its first sample is shown.")
 sample_id = state.select(
     "Sample", ids, "sample", ids[0], container=pick,
     format_func=lambda value: f"{value} · {table['reference'].iat[position_of[value]]}",
@@ -215,17 +219,19 @@ with decoder_column:
     st.caption(f"Decoder layer {layer + 1} of {ref.n_decoder_layers}, as chosen above.")
     decoder = aggregates.select_head(attention.decoder_self[layer], head)  # (N, N)
     decoder_displayed = aggregates.minmax_rows(decoder) if norm == "minmax" else decoder
+    input_labels = aggregates.decoder_input_labels(tokens)
     decoder_cells = pd.DataFrame(
         {
             "query": np.repeat(labels, N),
-            "key": np.tile(labels, N),
+            "key": np.tile(input_labels, N),
             "weight": decoder.ravel(),
             "display": decoder_displayed.ravel(),
         }
     )
     decoder_chart = charts.matrix_heatmap(
         decoder_cells, title="Decoder self-attention", context=context, x="key", y="query",
-        x_title="attended step", y_title="decoding step", x_order=labels, y_order=labels,
+        x_title="attended input (BOS, then the glosses predicted before)", y_title="decoding step",
+        x_order=input_labels, y_order=labels,
         tooltip=["query:N", "key:N", alt.Tooltip("weight:Q", format=".4f")], height=320,
     )
     charts.show(decoder_chart, decoder_cells, name=f"{ref.name}-{sample_id}-decoder-self-attention")
