@@ -50,7 +50,7 @@ if norm == "minmax":
 else:
     panel["display"] = panel["weight"]
 panel["row"] = np.where(panel["step"] == panel["length"], "EOS", (panel["step"] + 1).astype(str))
-panel["panel"] = panel["length"].astype(str) + " glosses (n = " + panel["n"].astype(str) + ")"
+panel["panel"] = [f"{controls.count(int(length), 'gloss')} (n = {n})" for length, n in zip(panel["length"], panel["n"])]
 panel["start"] = panel["bin"] / 100.0
 panel["end"] = (panel["bin"] + 1) / 100.0
 panel_order = panel.drop_duplicates("length").sort_values("length")["panel"].tolist()

@@ -208,12 +208,14 @@ def show(
     if caption:
         st.caption(caption)
 
-    # Streamlit embeds Vega-Lite with Vega's action menu turned off, so these buttons replace it
-    stem = file_stem(name)
+    # the view (layer, head, normalisation) goes into file names and the CSV, so exports of
+    # different heads cannot be mixed up once they leave the page
+    view = chart_subtitle(chart)
+    stem = export_stem(name, view)
     downloads = (
         ("PNG", lambda: chart_png(chart), "png", "image/png", ":material/image:"),
         ("SVG", lambda: chart_svg(chart), "svg", "image/svg+xml", ":material/draw:"),
-        ("CSV", lambda: table_csv(data), "csv", "text/csv", ":material/table:"),
+        ("CSV", lambda: table_csv(data, view), "csv", "text/csv", ":material/table:"),
         ("Vega-Lite", lambda: chart_spec(chart), "vl.json", "application/json", ":material/data_object:"),
     )
     for column, (label, make, suffix, mime, icon) in zip(st.columns(4, width=560), downloads, strict=True):
@@ -248,9 +250,47 @@ def full_spec(chart: alt.TopLevelMixin) -> dict:
         return chart.to_dict()
 
 
-def table_csv(data: pd.DataFrame) -> bytes:
-    """Encode a table as UTF-8 CSV with a byte-order mark, so spreadsheets read Greek correctly."""
+def table_csv(data: pd.DataFrame, view: str | None = None) -> bytes:
+    """Encode a table as UTF-8 CSV with a byte-order mark, so spreadsheets read Greek correctly.
+
+    A `view` description (run, split, layer, head, normalisation) becomes a
+    first column, so the file states what it shows.
+    """
+    if view:
+        data = data.copy()
+        data.insert(0, "view", view)
     return data.to_csv(index=False).encode("utf-8-sig")
+
+
+def chart_subtitle(chart: alt.TopLevelMixin) -> str | None:
+    """Return the context subtitle of a chart or of its first titled part, or None."""
+    pending = [chart]
+    while pending:
+        part = pending.pop(0)
+        heading = getattr(part, "title", alt.Undefined)
+        subtitle = getattr(heading, "subtitle", alt.Undefined)
+        if isinstance(subtitle, str) and subtitle:
+            return subtitle
+        for attribute in ("layer", "vconcat", "hconcat", "concat"):
+            children = getattr(part, attribute, alt.Undefined)
+            if isinstance(children, list):
+                pending.extend(children)
+        inner = getattr(part, "spec", alt.Undefined)
+        if inner is not alt.Undefined:
+            pending.append(inner)
+    return None
+
+
+def export_stem(name: str, view: str | None) -> str:
+    """Return the file name stem of a chart's downloads: its name, then layer, head and scale."""
+    return file_stem(f"{name}-{view_slug(view)}" if view else name)
+
+
+def view_slug(view: str) -> str:
+    """Shorten a view description for a file name: drop the run and split, keep layer, head, scale."""
+    parts = [part.strip() for part in view.split("·")]
+    kept = [part for part in parts if not part.startswith(("run ", "split "))]
+    return "-".join(kept)
 
 
 def file_stem(text: str) -> str:

@@ -77,8 +77,11 @@ def escape_markdown(text: str) -> str:
 
 
 def count(n: int, noun: str) -> str:
-    """Write a count with its noun, plural when needed: `1 signer`, `3 signers`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    """Write a count with its noun, plural when needed: `1 signer`, `3 signers`, `2 glosses`."""
+    if n == 1:
+        return f"{n} {noun}"
+    suffix = "es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s"
+    return f"{n} {noun}{suffix}"
 
 
 def header(title: str, description: str) -> None:

@@ -4,13 +4,14 @@ import json
 import re
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import pyarrow as pa
 import pytest
 from conftest_app import GOOD_RUN, app_runs  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
-from app import aggregates, charts
+from app import aggregates, charts, controls
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = str(REPO_ROOT / "app" / "streamlit_app.py")
@@ -114,3 +115,39 @@ def test_sample_link_unknown_id_warns(open_page, app_runs):  # noqa: F811
 def test_sample_link_known_id_no_warning(open_page, app_runs):  # noqa: F811
     at = open_page("sample.py", run=GOOD_RUN, sample=app_runs.samples[1].id)
     assert not [item.value for item in at.warning if "from the link" in item.value]
+
+
+def test_exports_name_the_view():
+    context = charts.ViewContext(run="demo", split="test", layer=0, n_layers=2, head=1, n_heads=4,
+                                 normalisation="minmax")
+    data = pd.DataFrame({"gloss": ["ΕΓΩ(1)"], "weight": [0.5]})
+    chart = charts.base(data, "Cross-attention", context).mark_rect()
+    layered = alt.layer(chart, chart)
+    view = charts.chart_subtitle(layered)
+
+    assert view == context.describe()
+    assert charts.view_slug(view).startswith("layer 1 of 2-head 2 of 4")
+    lines = charts.table_csv(data, view).decode("utf-8-sig").splitlines()
+    assert lines[0] == "view,gloss,weight"
+    assert lines[1].startswith(f"{view},ΕΓΩ(1),")
+
+
+def test_exports_of_two_heads_differ():
+    views = [
+        charts.ViewContext(run="demo", split="test", layer=0, n_layers=1, head=head, n_heads=4,
+                           normalisation="raw").describe()
+        for head in (0, 1, -1)
+    ]
+    stems = {charts.export_stem("demo-s026-cross-attention", view) for view in views}
+
+    assert len(stems) == 3
+    assert charts.export_stem("demo-s026-cross-attention", None) == "demo-s026-cross-attention"
+    assert all(stem.startswith("demo-s026-cross-attention-layer-1-of-1-") for stem in stems)
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "expected"),
+    [(1, "gloss", "1 gloss"), (2, "gloss", "2 glosses"), (1, "signer", "1 signer"), (3, "signer", "3 signers")],
+)
+def test_count_plurals(n, noun, expected):
+    assert controls.count(n, noun) == expected
