@@ -343,3 +343,24 @@ def test_missing_input_folders_are_named(tmp_path):
         import_skels(tmp_path / "nowhere", tmp_path / "out")
     with pytest.raises(CorpusError, match="lexicon folder .*nowhere not found"):
         read_lexicon(tmp_path / "nowhere")
+
+
+def test_concat_command_takes_length_range(real_data, tmp_path):
+    from signattention_core.corpus.__main__ import main
+
+    status = main(["concat", str(real_data / "sgg-lexicon"), str(tmp_path / "sgg"), "--lengths", "2-3",
+                   "--n-sentences", "4", "--renditions", "2", "--speed", "0.9-1.1", "--seed", "5"])
+    corpus = Corpus.open(tmp_path / "sgg")
+
+    assert status == 0
+    assert len(corpus.samples) == 8
+    assert {len(sample.glosses) for sample in corpus.samples} <= {2, 3}
+
+
+def test_concat_command_rejects_backward_range(real_data, tmp_path, capsys):
+    from signattention_core.corpus.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["concat", str(real_data / "sgg-lexicon"), str(tmp_path / "sgg"), "--lengths", "5-2"])
+    assert exit_info.value.code == 2
+    assert "runs backwards" in capsys.readouterr().err

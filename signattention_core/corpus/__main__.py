@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from signattention_core.corpus.layout import CorpusError
@@ -79,7 +80,14 @@ def _import_skels(args: argparse.Namespace) -> int:
 def _concat(args: argparse.Namespace) -> int:
     from signattention_core.corpus.lexicon import ConcatConfig, write_concat_corpus
 
-    config = ConcatConfig(seed=args.seed, n_sentences=args.n_sentences, renditions=args.renditions)
+    try:
+        config = ConcatConfig(
+            seed=args.seed, n_sentences=args.n_sentences, min_length=args.lengths[0], max_length=args.lengths[1],
+            renditions=args.renditions, fps=args.fps, speed_range=args.speed, amplitude_range=args.amplitude,
+        )
+    except ValueError as error:
+        print(f"concat: {error}", file=sys.stderr)
+        return 2
     samples = write_concat_corpus(args.lexicon, args.out, config, name=args.name, overwrite=args.overwrite)
     print(f"wrote {len(samples)} samples to {args.out}")
     return 0
@@ -93,6 +101,22 @@ def _fractions(value: str) -> tuple[float, float, float]:
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"{value!r} is not three comma-separated numbers such as 0.8,0.1,0.1")
     return parts
+
+
+def _number_range(kind: type) -> Callable[[str], tuple]:
+    """Return an argparse type that reads `LOW-HIGH` (or one number, meaning LOW = HIGH)."""
+
+    def parse(value: str) -> tuple:
+        low, _, high = value.partition("-")
+        try:
+            bounds = (kind(low), kind(high or low))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a range such as 2-5") from None
+        if bounds[0] > bounds[1]:
+            raise argparse.ArgumentTypeError(f"range {value!r} runs backwards; write it as LOW-HIGH")
+        return bounds
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     concat.add_argument("out", type=Path, help="corpus folder to create")
     concat.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     concat.add_argument("--n-sentences", type=int, default=40, help="distinct sentences to compose (default 40)")
-    concat.add_argument("--renditions", type=int, default=4, help="performances per sentence (default 4)")
+    concat.add_argument("--lengths", type=_number_range(int), default=(2, 5), metavar="MIN-MAX",
+                        help="glosses per sentence, inclusive range (default 2-5)")
+    concat.add_argument("--renditions", type=int, default=4,
+                        help="performances per sentence, each with its own speed and amplitude (default 4)")
+    concat.add_argument("--speed", type=_number_range(float), default=(0.8, 1.25), metavar="LOW-HIGH",
+                        help="playback speed factor drawn per sign and rendition (default 0.8-1.25)")
+    concat.add_argument("--amplitude", type=_number_range(float), default=(0.85, 1.15), metavar="LOW-HIGH",
+                        help="scale of arm and hand movement drawn per rendition (default 0.85-1.15)")
+    concat.add_argument("--fps", type=float, default=30.0, help="frame rate every sign is resampled to (default 30)")
     concat.add_argument("--name", default=None, help="corpus name (default: the output folder name)")
     concat.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     concat.set_defaults(handler=_concat)
