@@ -2,31 +2,38 @@
 
 On one model and one set of samples, the script measures samples per second of
 
-- plain batched inference: greedy decoding without capture;
+- the full extraction: ``extraction.extract`` end to end in this process. It
+  loads the run, opens the corpus, reads and transforms the poses, decodes,
+  captures, computes the alignment metrics and writes the Parquet tables;
+- the study's extraction: each sample's pose is read and transformed, then
+  decoded step by step with forward hooks on the attention modules
+  (``capture.capture_step_by_step``, one decoder pass per step). Its
+  head-averaged prefix matrices go to one ``torch.save`` file per sample, as
+  the study stored them;
+- plain batched inference: greedy decoding without capture, on batches loaded
+  before timing (model work only);
 - batched capture: the model work of ``extract.py``
-  (``extraction.decode_and_capture``): the encoder once with capture on,
-  greedy decoding from its memory, and one teacher-forced decoder pass;
-- the full extraction: ``extraction.extract``, which also reads the poses,
-  computes the alignment metrics and writes Parquet;
-- step by step: one sample at a time, one decoder pass per step, with forward
-  hooks on the attention modules, as the study extracted attention
-  (``capture.capture_step_by_step``). Its time covers the model work only.
+  (``extraction.decode_and_capture``), on the same preloaded batches;
+- step by step with hooks, model work only, on preloaded samples.
 
 It then prints the ratios, the largest difference between the batched and the
 step-by-step weights, and the bytes per sample of the artifact folder against
-``torch.save`` of a dict of the same tensors, as the study stored them.
+``torch.save`` of the same tensors.
 
-The model is the study's architecture (configs/study_gsl.json) trained for a
-few epochs on the synthetic demo corpus, so that hypotheses have realistic
-lengths. Both are built under --work-dir on the first run and reused after.
+By default the model is the study's architecture (configs/study_gsl.json)
+trained for a few epochs on the synthetic demo corpus, so that hypotheses have
+realistic lengths. Both are built under --work-dir on the first run and reused
+after. ``--run`` benchmarks an existing run instead.
 
     python benchmarks/bench_extraction.py --epochs 3 --device cpu
+    python benchmarks/bench_extraction.py --run runs/demo --corpus data/demo-corpus
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +45,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from signattention_core.capture import capture_step_by_step  # noqa: E402
+from signattention_core.capture import SampleCapture, capture_step_by_step  # noqa: E402
 from signattention_core.checkpoint import load_run  # noqa: E402
 from signattention_core.config import TrainConfig  # noqa: E402
 from signattention_core.corpus import Corpus  # noqa: E402
@@ -50,6 +57,7 @@ from signattention_core.extraction import (  # noqa: E402
     decode_and_capture,
     default_max_len,
     extract,
+    read_corpus_reference,
 )
 from signattention_core.tokenizer import BOS_ID, EOS_ID  # noqa: E402
 from signattention_core.training import train  # noqa: E402
@@ -61,6 +69,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="folder for the corpus, run and outputs, reused between runs (default: a temporary folder)")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="benchmark this trained run folder instead of training the study architecture")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="corpus folder for --run (default: the path in the run's corpus.json)")
     parser.add_argument("--size", default="default", choices=("small", "default"), help="demo corpus size (default: default)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the benchmark model (default: 3)")
     parser.add_argument("--split", default="test", help="split to extract (default: test)")
@@ -74,8 +86,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def prepare(work_dir: Path, size: str, epochs: int, device: str) -> Path:
-    """Build the demo corpus and train the benchmark model unless they exist; return the run folder."""
+def prepare(work_dir: Path, size: str, epochs: int, device: str) -> tuple[Path, Path]:
+    """Build the demo corpus and train the benchmark model unless they exist; return the run and corpus folders."""
     corpus_dir = work_dir / f"corpus-{size}"
     run_dir = work_dir / f"run-{size}-{epochs}"
     if not corpus_dir.is_dir():
@@ -83,7 +95,7 @@ def prepare(work_dir: Path, size: str, epochs: int, device: str) -> Path:
     if not (run_dir / "best.pt").is_file():
         config = TrainConfig.from_file(REPO_ROOT / "configs" / "study_gsl.json").replace(epochs=epochs, lr=3e-3)
         train(corpus_dir, config, run_dir, device=device, force=True, progress=False)
-    return run_dir
+    return run_dir, corpus_dir
 
 
 def timed(function, repeats: int):
@@ -101,6 +113,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def study_sample_layout(capture: SampleCapture) -> dict:
+    """Return what the study pickled for one sample: per layer, one head-averaged matrix per decoder call.
+
+    The decoder call of step i returned the (i+1, i+1) self-attention and the
+    (i+1, P) cross-attention of its whole prefix, and the study kept every call.
+    """
+    sample = {"encoder_sa": {}, "decoder_sa": {}, "decoder_ca": {}}
+    for layer in range(capture.encoder_self.shape[0]):
+        sample["encoder_sa"][layer] = [torch.from_numpy(capture.encoder_self[layer].mean(axis=0))]
+    for layer in range(capture.cross.shape[0]):
+        self_mean = capture.decoder_self[layer].mean(axis=0)  # (N, N)
+        cross_mean = capture.cross[layer].mean(axis=0)  # (N, P)
+        n_steps = cross_mean.shape[0]
+        sample["decoder_sa"][layer] = [torch.from_numpy(self_mean[: i + 1, : i + 1].copy()) for i in range(n_steps)]
+        sample["decoder_ca"][layer] = [torch.from_numpy(cross_mean[: i + 1].copy()) for i in range(n_steps)]
+    return sample
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -109,20 +139,27 @@ def main() -> None:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-extraction-"))
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    print(f"preparing corpus and model in {work_dir} ...", flush=True)
-    run_dir = prepare(work_dir, args.size, args.epochs, args.device)
+    if args.run is not None:
+        run_dir = args.run
+        corpus_dir = args.corpus or Path(read_corpus_reference(run_dir)["path"])
+        source = f"run {run_dir}"
+    else:
+        print(f"preparing corpus and model in {work_dir} ...", flush=True)
+        run_dir, corpus_dir = prepare(work_dir, args.size, args.epochs, args.device)
+        source = f"the study's architecture trained {args.epochs} epochs on the {args.size} demo corpus"
     loaded = load_run(run_dir, device=args.device)
     model, device = loaded.model, next(loaded.model.parameters()).device
-    corpus = Corpus.open(run_dir.parent / f"corpus-{args.size}")
+    corpus = Corpus.open(corpus_dir)
     dataset = SignDataset(corpus, args.split, loaded.tokenizer, loaded.transform,
                           output_mode=loaded.config.output_mode, max_tokens=loaded.config.max_tokens)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     max_len = default_max_len(loaded)
 
-    # every method gets the same samples, already loaded and transformed
+    # the model-only methods get the same samples, already loaded and transformed
     items = [dataset[i] for i in range(n)]
     batches = [collate(items[i : i + args.batch_size]).to(device) for i in range(0, n, args.batch_size)]
     positions = [int(item["features"].shape[0]) for item in items]
+    study_dir = work_dir / "study-pickles"
 
     def plain():
         out = [greedy_decode(model, b.src, b.src_padding_mask, max_len=max_len) for b in batches]
@@ -152,18 +189,32 @@ def main() -> None:
             out.append(capture_step_by_step(model, src, mask, None, max_len, BOS_ID, EOS_ID))
         return out
 
+    def study_extraction():
+        # read, decode step by step with hooks, and save one pickle per sample
+        shutil.rmtree(study_dir, ignore_errors=True)
+        study_dir.mkdir(parents=True)
+        for index in range(n):
+            item = dataset[index]
+            src = item["features"].unsqueeze(0).to(device)  # (1, P, E)
+            mask = torch.zeros(src.shape[:2], dtype=torch.bool, device=device)  # (1, P)
+            _, _, capture = capture_step_by_step(model, src, mask, None, max_len, BOS_ID, EOS_ID)
+            torch.save(study_sample_layout(capture), study_dir / f"{index:06d}.pt")
+        return study_dir
+
     def full_extraction():
         config = ExtractionConfig(run_dir=run_dir, out_dir=work_dir / "artifact", split=args.split,
                                   batch_size=args.batch_size, device=args.device, force=True, limit=n,
-                                  progress=False)
+                                  progress=False, corpus_dir=corpus_dir)
         return extract(config)
 
-    # one untimed pass warms up kernels and allocators
+    # one untimed pass warms up kernels, allocators and lazy imports
     plain()
+    full_extraction()
     hypotheses, plain_s = timed(plain, args.repeats)
     captured, batched_s = timed(batched_capture, args.repeats)
     _, batched_encoder_s = timed(batched_encoder_capture, args.repeats)
     reference, step_s = timed(step_by_step, args.repeats)
+    _, study_s = timed(study_extraction, args.repeats)
     artifact_dir, full_s = timed(full_extraction, args.repeats)
 
     # exactness: batched capture against the step-by-step reference, same hypotheses only
@@ -182,40 +233,44 @@ def main() -> None:
     torch.save({i: {name: torch.from_numpy(np.ascontiguousarray(getattr(c, name))) for name in CAPTURED}
                 for i, c in enumerate(captured)}, pickle_path)
     pickle_bytes = pickle_path.stat().st_size
-    # the study saved each decoder call's whole prefix matrices, averaged over heads
-    study_path = work_dir / "study_layout.pt"
-    torch.save(study_layout(model, items, reference, device), study_path)
-    study_bytes = study_path.stat().st_size
+    study_bytes = sum(path.stat().st_size for path in study_dir.iterdir())
 
     rates = {name: n / seconds for name, seconds in
              (("plain", plain_s), ("batched", batched_s), ("batched_encoder", batched_encoder_s),
-              ("full", full_s), ("step", step_s))}
+              ("full", full_s), ("step", step_s), ("study", study_s))}
     steps = [len(h) + 1 for h in flat_hypotheses]
     print()
-    print(f"model: {sum(p.numel() for p in model.parameters())} parameters, d_model {model.d_model}, "
-          f"{loaded.config.nhead} heads, {loaded.config.num_encoder_layers}+{loaded.config.num_decoder_layers} layers, "
-          f"trained {args.epochs} epochs; device {device}, torch threads {torch.get_num_threads()}")
-    print(f"samples: {n} from split {args.split!r} of the {args.size} demo corpus; positions mean "
+    print(f"model: {source}; {sum(p.numel() for p in model.parameters())} parameters, d_model {model.d_model}, "
+          f"{loaded.config.nhead} heads, {loaded.config.num_encoder_layers}+{loaded.config.num_decoder_layers} layers; "
+          f"device {device}, torch threads {torch.get_num_threads()}")
+    print(f"samples: {n} from split {args.split!r} of {corpus_dir}; positions mean "
           f"{np.mean(positions):.1f} (max {max(positions)}), decoder steps mean {np.mean(steps):.1f} "
           f"(max {max(steps)}), batch size {args.batch_size}, max_len {max_len}")
     print()
-    print(f"{'method':<56}{'samples/s':>12}{'seconds':>10}")
-    print(f"{'plain batched inference (greedy, no capture)':<56}{rates['plain']:>12.1f}{plain_s:>10.2f}")
-    print(f"{'batched capture (greedy + teacher-forced pass)':<56}{rates['batched']:>12.1f}{batched_s:>10.2f}")
-    print(f"{'  the same with the batched encoder (--batched-encoder)':<56}{rates['batched_encoder']:>12.1f}"
-          f"{batched_encoder_s:>10.2f}")
-    print(f"{'full extraction (poses, capture, metrics, Parquet)':<56}{rates['full']:>12.1f}{full_s:>10.2f}")
-    print(f"{'step by step with hooks, as the study':<56}{rates['step']:>12.1f}{step_s:>10.2f}")
+    print(f"{'method':<62}{'samples/s':>12}{'seconds':>10}")
+    rows = [
+        ("full extraction (load, read, capture, metrics, Parquet)", "full", full_s),
+        ("study's extraction (read, step by step, torch.save each)", "study", study_s),
+        ("plain batched inference (greedy, no capture, model only)", "plain", plain_s),
+        ("batched capture (greedy + teacher-forced pass, model only)", "batched", batched_s),
+        ("  the same with the batched encoder (--batched-encoder)", "batched_encoder", batched_encoder_s),
+        ("step by step with hooks (model only)", "step", step_s),
+    ]
+    for label, key, seconds in rows:
+        print(f"{label:<62}{rates[key]:>12.1f}{seconds:>10.3f}")
     print()
-    print(f"batched capture / step by step:       {rates['batched'] / rates['step']:8.1f}x  (aim: >= 20)")
-    print(f"full extraction / step by step:       {rates['full'] / rates['step']:8.1f}x  (aim: >= 20)")
-    print(f"batched capture time / plain time:    {batched_s / plain_s:8.2f}   (aim: <= 2)")
-    print(f"  with the batched encoder:           {batched_encoder_s / plain_s:8.2f}")
-    print(f"full extraction time / plain time:    {full_s / plain_s:8.2f}")
-    print(f"max |batched - step by step| weight:  {max_difference:8.1e}  ({len(same)} of {n} samples with the same hypothesis)")
+    print(f"full extraction / study's extraction (speed): {rates['full'] / rates['study']:8.2f}x  (aim: >= 20)")
+    print(f"full extraction time / plain inference time:  {full_s / plain_s:8.2f}   (aim: <= 2)")
+    print(f"batched capture / step by step (speed):       {rates['batched'] / rates['step']:8.2f}x")
+    print(f"batched capture time / plain inference time:  {batched_s / plain_s:8.2f}")
+    print(f"  with the batched encoder:                   {batched_encoder_s / plain_s:8.2f}")
+    print(f"full extraction time outside the model:       {full_s - batched_s:8.3f} s "
+          f"({(full_s - batched_s) / full_s:.0%} of the full extraction; estimated as full minus batched capture)")
+    print(f"max |batched - step by step| weight:          {max_difference:8.1e}  "
+          f"({len(same)} of {n} samples with the same hypothesis)")
     print()
     print(f"artifact folder:                      {artifact_bytes / n:10.0f} bytes/sample "
-          "(per-head weights, contributions, metrics, metadata)")
+          "(per-head weights, contributions, metrics, poses, metadata)")
     for name, size in table_bytes.items():
         print(f"  {name:<36}{size / n:10.0f} bytes/sample")
     attention_bytes = sum(size for name, size in table_bytes.items() if name.startswith("attention"))
@@ -223,27 +278,7 @@ def main() -> None:
           f"(attention table {pickle_bytes / attention_bytes:.2f}x smaller, "
           f"whole artifact {pickle_bytes / artifact_bytes:.2f}x smaller)")
     print(f"torch.save in the study's layout:     {study_bytes / n:10.0f} bytes/sample "
-          "(every step's prefix matrices, averaged over heads)")
-
-
-def study_layout(model, items, reference, device) -> dict:
-    """Rebuild what the study pickled: per sample and layer, one head-averaged matrix per decoder call."""
-    out = {}
-    for index, item in enumerate(items):
-        tokens = reference[index][0]
-        src = item["features"].unsqueeze(0).to(device)  # (1, P, E)
-        mask = torch.zeros(src.shape[:2], dtype=torch.bool, device=device)  # (1, P)
-        _, _, capture = capture_step_by_step(model, src, mask, tokens, len(tokens) + 1, BOS_ID, EOS_ID)
-        sample = {"encoder_sa": {}, "decoder_sa": {}, "decoder_ca": {}}
-        for layer in range(capture.cross.shape[0]):
-            sample["encoder_sa"][layer] = [torch.from_numpy(capture.encoder_self[layer].mean(axis=0))]
-            self_mean = capture.decoder_self[layer].mean(axis=0)  # (N, N)
-            cross_mean = capture.cross[layer].mean(axis=0)  # (N, P)
-            n_steps = cross_mean.shape[0]
-            sample["decoder_sa"][layer] = [torch.from_numpy(self_mean[: i + 1, : i + 1].copy()) for i in range(n_steps)]
-            sample["decoder_ca"][layer] = [torch.from_numpy(cross_mean[: i + 1].copy()) for i in range(n_steps)]
-        out[index] = sample
-    return out
+          "(one file per sample, every step's prefix matrices, averaged over heads)")
 
 
 if __name__ == "__main__":

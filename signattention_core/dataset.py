@@ -64,7 +64,8 @@ class SignDataset(Dataset):
     `self.samples[i]`, whose target words are `self.references[i]` and whose
     token ids, BOS and EOS included, are `self.targets[i]`. `self.dropped` maps
     each drop reason ("missing_pose", "no_tokens", "too_many_tokens") to the
-    ids dropped for it.
+    ids dropped for it. With `return_pose=True` each item also contains the raw
+    pose under "pose", so that a caller that stores it does not read the file twice.
 
     In training (`train=True`) frame sampling draws a random frame per window
     from a generator seeded with (seed, epoch, index), so results do not depend
@@ -82,6 +83,7 @@ class SignDataset(Dataset):
         max_tokens: int | None = None,
         train: bool = False,
         seed: int = 0,
+        return_pose: bool = False,
     ):
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"invalid output_mode {output_mode!r}; accepted: {', '.join(OUTPUT_MODES)}")
@@ -99,6 +101,7 @@ class SignDataset(Dataset):
         self.max_tokens = max_tokens
         self.train = train
         self.seed = seed
+        self.return_pose = return_pose
         self.epoch = 0
 
         # drop first, then tokenise the kept samples only
@@ -160,13 +163,16 @@ class SignDataset(Dataset):
         sample = self.samples[index]
         pose = self.corpus.load_pose(sample.id)  # (F, 543, 3)
         out = transform_pose(pose, self.transform, self.rng_for(index), sample_id=sample.id)
-        return {
+        item = {
             "id": sample.id,
             "features": torch.from_numpy(out.features),  # (P, E)
             "frame_index": torch.from_numpy(out.frame_index),  # (P,)
             "tokens": torch.tensor(self.targets[index], dtype=torch.long),  # (N,)
             "n_frames": int(pose.shape[0]),
         }
+        if self.return_pose:
+            item["pose"] = pose  # (F, 543, 3) as read, because transform_pose does not modify it
+        return item
 
 
 @dataclass

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from signattention_core.artifacts import ArtifactWriter, SampleRecord
@@ -455,6 +454,7 @@ def _extract(config: ExtractionConfig, shard: Shard) -> Path:
         output_mode=loaded.config.output_mode,
         max_tokens=loaded.config.max_tokens,
         train=False,
+        return_pose=config.store_poses,
     )
     n_selected = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     if n_selected == 0:
@@ -478,22 +478,18 @@ def _extract(config: ExtractionConfig, shard: Shard) -> Path:
     hypotheses: list[list[str]] = []
     cut_at_max_len: list[int] = []
     with ArtifactWriter(config.out_dir, run_info, force=config.force, **writer_args) as writer:
-        loader = DataLoader(
-            Subset(dataset, indices),
-            batch_size=config.batch_size,
-            shuffle=False,
-            collate_fn=collate,
-        )
         progress = tqdm(
             total=len(indices),
             unit="sample",
             desc=f"extract {config.split}",
             disable=not config.progress or shard.rank != 0,
         )
-        for batch_indices, batch in zip(_shard_batches(indices, config.batch_size), loader, strict=True):
+        for batch_indices in _shard_batches(indices, config.batch_size):
+            items = [dataset[index] for index in batch_indices]
+            poses = [item.pop("pose") for item in items] if config.store_poses else None
             _extract_batch(
-                model, batch.to(device), batch_indices, dataset, config, max_len, loaded.tokenizer,
-                writer, references, hypotheses, cut_at_max_len,
+                model, collate(items).to(device), batch_indices, poses, dataset, config, max_len,
+                loaded.tokenizer, writer, references, hypotheses, cut_at_max_len,
             )
             progress.update(len(batch_indices))
         progress.close()
@@ -512,6 +508,7 @@ def _extract_batch(
     model,
     batch: Batch,
     batch_indices: list[int],
+    poses: list[np.ndarray] | None,
     dataset: SignDataset,
     config: ExtractionConfig,
     max_len: int,
@@ -521,7 +518,10 @@ def _extract_batch(
     hypotheses: list[list[str]],
     cut_at_max_len: list[int],
 ) -> None:
-    """Decode, capture and write one batch."""
+    """Decode, capture and write one batch.
+
+    `poses` contains the raw (F, 543, 3) pose of each sample in batch order, or is None to store no poses.
+    """
     hypothesis_ids, captured = decode_and_capture(model, batch, config, max_len)
 
     lengths = batch.src_lengths.tolist()
@@ -555,8 +555,8 @@ def _extract_batch(
             captured=captured[row],
             output_mode=dataset.output_mode,
         )
-        if config.store_poses:
-            record.pose = dataset.corpus.load_pose(sample.id)  # (F, 543, 3)
+        if poses is not None:
+            record.pose = poses[row]  # (F, 543, 3)
         writer.add_sample(record)
         references.append(reference_tokens)
         hypotheses.append(hypothesis_tokens)

@@ -7,6 +7,10 @@ padding first. Positions sit at the centres of equal time slices,
 `u_t = (t + 0.5) / T`, and gloss `i` ideally sits at `(i + 0.5) / N`, so a
 perfect diagonal puts row `i` on the `i`-th of `N` equal slices of the video.
 
+The functions ending in `_stack` take a (K, N, T) stack of such matrices
+and return per-matrix values equal to those of the (N, T) functions, in
+fewer numpy calls.
+
 Compute on raw softmax weights: min-max scaling is for display only.
 This module imports numpy only, because the dashboard imports it.
 """
@@ -155,7 +159,12 @@ def band_diagonality(A: np.ndarray, b: float | None = None) -> float:
 
 
 def _band_diagonality(A: np.ndarray, b: float | None = None) -> float:
-    N, T = A.shape
+    inside = _band_mask(*A.shape, b)  # (N, T)
+    return float((A * inside).sum(axis=1).mean())
+
+
+def _band_mask(N: int, T: int, b: float | None) -> np.ndarray:
+    """Return the (N, T) mask of positions within `b` (default half a gloss slot) of each row's ideal time."""
     if b is None:
         b = 0.5 / N
     if b < 0:
@@ -164,8 +173,7 @@ def _band_diagonality(A: np.ndarray, b: float | None = None) -> float:
     distance = np.abs(position_centres(T)[None, :] - diagonal_targets(N)[:, None])  # (N, T)
 
     # the small slack keeps positions exactly on the band edge inside despite float rounding
-    inside = distance <= b + 1e-12
-    return float((A * inside).sum(axis=1).mean())
+    return distance <= b + 1e-12
 
 
 def centroids(A: np.ndarray) -> np.ndarray:
@@ -282,12 +290,16 @@ def guided_attention_penalty(A: np.ndarray, g: float = 0.2) -> float:
 
 
 def _guided_attention_penalty(A: np.ndarray, g: float = 0.2) -> float:
+    W = _penalty_weights(*A.shape, g)  # (N, T)
+    return float((A * W).sum(axis=1).mean())
+
+
+def _penalty_weights(N: int, T: int, g: float) -> np.ndarray:
+    """Return the (N, T) guided-attention penalty weights `W_it`."""
     if g <= 0:
         raise ValueError(f"guided-attention width g must be > 0, got {g}")
-    N, T = A.shape
     d = diagonal_targets(N)[:, None] - position_centres(T)[None, :]  # (N, T)
-    W = 1.0 - np.exp(-(d**2) / (2 * g**2))
-    return float((A * W).sum(axis=1).mean())
+    return 1.0 - np.exp(-(d**2) / (2 * g**2))
 
 
 def focus_rate_scaled(A: np.ndarray) -> float:
@@ -329,7 +341,18 @@ def gold_mass(
 def _gold_mass(
     A: np.ndarray, gold_spans: Sequence[Sequence[int]], frame_index: np.ndarray | None
 ) -> float:
-    N, T = A.shape
+    inside = _gold_inside(A.shape, gold_spans, frame_index)  # (n, T)
+    if inside is None:
+        return math.nan
+    masses = (A[: inside.shape[0]] * inside).sum(axis=1)
+    return float(masses.mean())
+
+
+def _gold_inside(
+    shape: tuple[int, ...], gold_spans: Sequence[Sequence[int]], frame_index: np.ndarray | None
+) -> np.ndarray | None:
+    """Return the (n, T) mask of positions inside gold span i, n = min(N, spans), or None when n is 0."""
+    N, T = shape[-2:]
     if frame_index is None:
         times = np.arange(T)
     else:
@@ -341,7 +364,7 @@ def _gold_mass(
 
     n = min(N, len(gold_spans))
     if n == 0:
-        return math.nan
+        return None
 
     spans = np.asarray([tuple(span) for span in gold_spans[:n]], dtype=np.int64).reshape(n, 2)
     backwards = np.flatnonzero(spans[:, 1] < spans[:, 0])
@@ -350,9 +373,7 @@ def _gold_mass(
         raise ValueError(
             f"gold span {i} is [{spans[i, 0]}, {spans[i, 1]}), whose end lies before its start"
         )
-    inside = (times[None, :] >= spans[:, :1]) & (times[None, :] < spans[:, 1:])  # (n, T)
-    masses = (A[:n] * inside).sum(axis=1)
-    return float(masses.mean())
+    return (times[None, :] >= spans[:, :1]) & (times[None, :] < spans[:, 1:])  # (n, T)
 
 
 @functools.lru_cache(maxsize=256)
@@ -448,4 +469,121 @@ def alignment_metrics(
         "guided_attention_penalty": _guided_attention_penalty(A),
         "focus_rate_scaled": _focus_rate_scaled(A),
         "gold_mass": math.nan if gold_spans is None else _gold_mass(A, gold_spans, frame_index),
+    }
+
+
+def check_attention_stack(A: np.ndarray, name: str = "attention matrices") -> np.ndarray:
+    """Validate a (K, N, T) stack of attention matrices and return it as float64.
+
+    Applies the checks of `check_attention` to every matrix at once, and an
+    error names the first faulty matrix and row.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 3:
+        raise ValueError(f"{name} must be 3-D (K, N, T), got shape {A.shape}")
+    if 0 in A.shape:
+        raise ValueError(
+            f"{name} have shape {A.shape}; alignment metrics need at least one matrix, gloss and position"
+        )
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} contain NaN or infinite values")
+    if A.min() < 0:
+        raise ValueError(
+            f"{name} contain negative weights (minimum {A.min():.3g}); pass softmax weights"
+        )
+
+    sums = A.sum(axis=-1)  # (K, N)
+    bad = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+    if bad.size:
+        k, i = (int(value) for value in bad[0])
+        raise ValueError(
+            f"{name}: matrix {k} row {i} sums to {sums[k, i]:.6g}, not 1 ({len(bad)} such rows); "
+            "remove padding rows and columns and the EOS row before computing alignment metrics"
+        )
+    return A
+
+
+def row_statistics_stack(A: np.ndarray) -> dict[str, np.ndarray]:
+    """Return per-row statistics of each matrix of a (K, N, T) stack, validated once.
+
+    Returns (K, N) float64 arrays: "centroid" (`centroids`), "normalized_entropy"
+    (`row_normalized_entropy`, NaN when T = 1) and "effective_width"
+    (`row_effective_width`). Row k of each equals the per-matrix function on `A[k]`.
+    """
+    A = check_attention_stack(A)
+    T = A.shape[-1]
+    H = _row_entropy_stack(A)  # (K, N)
+    return {
+        "centroid": A @ position_centres(T),
+        "normalized_entropy": _normalize_entropy(H, T),
+        "effective_width": np.exp(H) / T,
+    }
+
+
+def _row_entropy_stack(A: np.ndarray) -> np.ndarray:
+    logs = np.log(np.where(A > 0, A, 1.0))
+    return -(A * logs).sum(axis=-1)
+
+
+def _centroid_monotonicity_stack(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return `_centroid_monotonicity` of each row of (K, N) centroids as two (K,) arrays."""
+    K, N = c.shape
+    if N < 2:
+        return np.full(K, math.nan), np.full(K, math.nan)
+
+    c = np.round(c / CENTROID_TIE_TOLERANCE) * CENTROID_TIE_TOLERANCE
+    share = np.mean(c[:, 1:] >= c[:, :-1], axis=-1)  # (K,)
+
+    # the mean rank of a tie group is (count below) + (group size + 1) / 2, as in _average_ranks
+    below = (c[:, None, :] < c[:, :, None]).sum(axis=-1)  # (K, N)
+    equal = (c[:, None, :] == c[:, :, None]).sum(axis=-1)  # (K, N)
+    rank_c = below + (equal + 1) / 2  # (K, N)
+    flat = np.all(rank_c == rank_c[:, :1], axis=-1)  # (K,)
+
+    # ranks are multiples of 1/2 and N is small, so these sums are exact in any order
+    rank_i = np.arange(1, N + 1, dtype=np.float64)
+    rank_i -= rank_i.mean()
+    rank_c -= rank_c.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rank_c @ rank_i) / np.sqrt((rank_i @ rank_i) * np.einsum("kn,kn->k", rank_c, rank_c))
+    return np.where(flat, math.nan, rho), share
+
+
+def alignment_metrics_stack(
+    A: np.ndarray,
+    gold_spans: Sequence[Sequence[int]] | None = None,
+    frame_index: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Compute every metric of `METRIC_NAMES` on each matrix of a (K, N, T) stack.
+
+    Returns a (K,) float64 array per metric whose entry k equals
+    `alignment_metrics(A[k], gold_spans, frame_index)`, computed with the same
+    formulas on the whole stack at once. The artifact writer passes every head
+    and the head mean of every decoder layer of one sample in one call.
+    """
+    A = check_attention_stack(A)
+    K, N, T = A.shape
+    c = A @ position_centres(T)  # (K, N)
+    rho, share = _centroid_monotonicity_stack(c)
+    H = _row_entropy_stack(A)  # (K, N)
+    if T == 1:
+        normalized = np.full(K, math.nan)
+    else:
+        normalized = np.mean(H / math.log(T), axis=-1)
+
+    inside_gold = None if gold_spans is None else _gold_inside(A.shape, gold_spans, frame_index)  # (n, T)
+    if inside_gold is None:
+        gold = np.full(K, math.nan)
+    else:
+        gold = (A[:, : inside_gold.shape[0]] * inside_gold).sum(axis=-1).mean(axis=-1)
+    return {
+        "band_diagonality": (A * _band_mask(N, T, None)).sum(axis=-1).mean(axis=-1),
+        "centroid_spearman": rho,
+        "centroid_monotonic_share": share,
+        "centroid_error": np.mean(np.abs(c - diagonal_targets(N)), axis=-1),
+        "normalized_entropy": normalized,
+        "effective_width": np.mean(np.exp(H) / T, axis=-1),
+        "guided_attention_penalty": (A * _penalty_weights(N, T, 0.2)).sum(axis=-1).mean(axis=-1),
+        "focus_rate_scaled": A.max(axis=-1).mean(axis=-1) * T / N,
+        "gold_mass": gold,
     }

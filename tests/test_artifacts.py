@@ -364,6 +364,21 @@ def test_failed_block_leaves_nothing(tmp_path, records):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failed_background_write_raises(tmp_path, records, monkeypatch):
+    real_write = pq.ParquetWriter.write_table
+
+    def failing_write(self, table, *args, **kwargs):
+        if "weights" in table.column_names:
+            raise OSError("No space left on device")
+        return real_write(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing_write)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        write(out, records, flush_bytes=4000)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_killed_write_not_readable(tmp_path, repo_root):
     out = tmp_path / "run"
     script = f"""

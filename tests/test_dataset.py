@@ -173,6 +173,19 @@ def test_item_shapes_and_frame_index(corpus):
     assert torch.allclose(item["features"][:, 1], item["frame_index"].float() / 100)
 
 
+def test_return_pose_gives_raw_pose(corpus):
+    plain = make_dataset(corpus)
+    with_pose = make_dataset(corpus, return_pose=True, transform=TransformConfig(sample_rate=3, normalize="shoulders"))
+
+    assert "pose" not in plain[0]
+    for index in range(len(with_pose)):
+        item = with_pose[index]
+        raw = corpus.load_pose(with_pose.samples[index].id)  # (F, 543, 3)
+        assert item["pose"].shape == raw.shape
+        np.testing.assert_array_equal(item["pose"], raw)  # transforms leave the read array unchanged
+        assert item["n_frames"] == raw.shape[0]
+
+
 def test_training_sampling_changes_with_epoch(corpus):
     dataset = make_dataset(corpus, train=True, seed=3)
     first = dataset[2]["frame_index"].tolist()

@@ -290,3 +290,56 @@ def test_nan_row_rejected_by_every_metric():
     for function in (m.band_diagonality, m.centroid_error, m.normalized_entropy, m.alignment_metrics):
         with pytest.raises(ValueError, match="NaN"):
             function(A)
+
+
+def random_stack(rng: np.random.Generator, K: int, N: int, T: int) -> np.ndarray:
+    """K random (N, T) float64 attention matrices, with a flat matrix and a tie for the rank metrics."""
+    A = rng.dirichlet(np.full(T, rng.choice([0.05, 0.5, 3.0])), size=(K, N))  # (K, N, T)
+    A[0] = 1.0 / T
+    if N > 1:
+        A[-1, 1] = A[-1, 0]
+    return A
+
+
+@pytest.mark.parametrize("K,N,T", [(5, 4, 30), (9, 1, 12), (3, 7, 1), (2, 21, 130), (1, 3, 3)])
+def test_stack_metrics_match_per_matrix(K, N, T):
+    rng = np.random.default_rng(N * 1000 + T)
+    A = random_stack(rng, K, N, T)
+    frame_index = np.sort(rng.integers(0, 4 * T, size=T))
+    starts = np.sort(rng.integers(0, 4 * T, size=N + 1))
+    cases = [(None, None), ([(int(s), int(s) + 9) for s in starts], frame_index), ([(0, 2)], None)]
+    for spans, frames in cases:
+        stacked = m.alignment_metrics_stack(A, spans, frames)
+        assert tuple(stacked) == m.METRIC_NAMES
+        for k in range(K):
+            single = m.alignment_metrics(A[k], spans, frames)
+            for name in m.METRIC_NAMES:
+                assert stacked[name][k] == pytest.approx(single[name], rel=1e-12, abs=1e-15, nan_ok=True), (
+                    name, k, spans is None
+                )
+
+
+def test_stack_row_statistics_match_per_matrix():
+    rng = np.random.default_rng(5)
+    A = random_stack(rng, 4, 6, 40).astype(np.float32)
+    statistics = m.row_statistics_stack(A)
+    for k in range(4):
+        np.testing.assert_allclose(statistics["centroid"][k], m.centroids(A[k]), rtol=1e-12)
+        np.testing.assert_allclose(
+            statistics["normalized_entropy"][k], m.row_normalized_entropy(A[k]), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            statistics["effective_width"][k], m.row_effective_width(A[k]), rtol=1e-12
+        )
+
+
+def test_stack_rejects_bad_matrix_by_index():
+    A = np.stack([uniform(3, 5), uniform(3, 5)])
+    A[1, 2, 0] += 0.5
+    with pytest.raises(ValueError, match="matrix 1 row 2 sums to 1.5"):
+        m.alignment_metrics_stack(A)
+    A[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.row_statistics_stack(A)
+    with pytest.raises(ValueError, match="3-D"):
+        m.alignment_metrics_stack(uniform(3, 5))
