@@ -43,6 +43,7 @@ from signattention_core.capture import (
 )
 from signattention_core.checkpoint import LoadedRun, choose_device, load_run
 from signattention_core.corpus import Corpus, Sample
+from signattention_core.corpus.layout import SPLITS, canonical_split
 from signattention_core.dataset import Batch, SignDataset, collate
 from signattention_core.decoding import beam_search, greedy_decode
 from signattention_core.evaluation import sentence_metrics, translation_metrics
@@ -107,6 +108,12 @@ class ExtractionConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        split = canonical_split(str(self.split))
+        if split is None:
+            problems.append(f"split {self.split!r} is invalid; accepted: {', '.join(SPLITS)} (dev reads as val)")
+        else:
+            # run.json and the dashboard name the split as the corpus stores it
+            object.__setattr__(self, "split", split)
         if self.decode not in DECODE_METHODS:
             problems.append(f"decode {self.decode!r} is invalid; accepted: {', '.join(DECODE_METHODS)}")
         if self.checkpoint not in CHECKPOINTS:

@@ -381,7 +381,13 @@ def test_cli_reports_bad_split(tiny_run, tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2
-    assert "unknown split 'dev2'" in result.stderr
+    assert "split 'dev2' is invalid; accepted: train, val, test" in result.stderr
+
+
+def test_dev_split_recorded_as_val(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    config = ExtractionConfig(run_dir=run_dir, out_dir=tmp_path / "dev", split="Dev", device="cpu")
+    assert config.split == "val"
 
 
 def test_two_processes_match_one(greedy_artifact, tiny_run, tmp_path):
