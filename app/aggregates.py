@@ -212,21 +212,6 @@ def profile_statistics(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centroid, np.exp(entropy) / T
 
 
-def pairwise_w1(rows: np.ndarray) -> float:
-    """Return the mean pairwise Wasserstein-1 distance of (n, T) histograms on equal bins of [0, 1].
-
-    Equal to `metrics.repetition_consistency`, vectorised over pairs. NaN for n < 2.
-    """
-    rows = np.asarray(rows, dtype=np.float64)
-    n, T = rows.shape
-    if n < 2:
-        return float("nan")
-    cdf = np.cumsum(rows / rows.sum(axis=1, keepdims=True), axis=1)  # (n, T)
-    gaps = np.abs(cdf[:, None, :] - cdf[None, :, :]).sum(axis=2) / T  # (n, n)
-    upper = np.triu_indices(n, k=1)
-    return float(gaps[upper].mean())
-
-
 def reference_steps(keys: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """Pair every gloss step with the reference gloss at the same index.
 
@@ -271,7 +256,7 @@ def gloss_consistency(keys: pd.DataFrame, profiles: np.ndarray, samples: pd.Data
                 "gloss_index": int(step),
                 "gloss": members["token"].iloc[0],
                 "n_performances": len(members),
-                "consistency": pairwise_w1(profiles[members["row"].to_numpy()]),
+                "consistency": alignment.repetition_consistency(list(profiles[members["row"].to_numpy()])),
                 "sample_idx": members["sample_idx"].to_list(),
             }
         )

@@ -436,13 +436,20 @@ def repetition_consistency(rows_by_performance: Sequence[np.ndarray]) -> float:
     the video: 0 when all performances attend the same moments. NaN for fewer
     than 2 performances.
     """
-    rows = [np.asarray(r, dtype=np.float64) for r in rows_by_performance]
-    if len(rows) < 2:
+    if len(rows_by_performance) < 2:
         return math.nan
-    distances = [
-        wasserstein_1(rows[a], rows[b]) for a in range(len(rows)) for b in range(a + 1, len(rows))
-    ]
-    return float(np.mean(distances))
+    rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows_by_performance])  # (n, bins)
+    if rows.ndim != 2:
+        raise ValueError(f"each performance needs one 1-D row of bins, got rows of shape {rows.shape[1:]}")
+    sums = rows.sum(axis=1)
+    if not np.all(np.isfinite(rows)) or rows.min() < 0 or np.any(sums <= 0):
+        raise ValueError("every row must be finite, non-negative and not all zero")
+
+    # W1 on equal bins is the summed CDF gap over the bin count, for all pairs at once
+    n, bins = rows.shape
+    cdf = np.cumsum(rows / sums[:, None], axis=1)  # (n, bins)
+    gaps = np.abs(cdf[:, None, :] - cdf[None, :, :]).sum(axis=2) / bins  # (n, n)
+    return float(gaps[np.triu_indices(n, k=1)].mean())
 
 
 def alignment_metrics(

@@ -226,13 +226,6 @@ def test_profile_statistics_match_metrics():
     assert np.all((width > 0) & (width <= 1))
 
 
-def test_pairwise_w1_matches_metrics():
-    rng = np.random.default_rng(3)
-    rows = rng.random((5, 100))
-    expected = alignment.repetition_consistency(list(rows))
-    assert aggregates.pairwise_w1(rows) == pytest.approx(expected, abs=1e-12)
-    assert math.isnan(aggregates.pairwise_w1(rows[:1]))
-
 
 def test_reference_steps_pairing():
     keys = pd.DataFrame(

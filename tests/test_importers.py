@@ -1,11 +1,11 @@
 """Importers for real recordings: `.pose` folders, Progressive Transformers files, lexicons."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
 
+from benchmarks.real_signers import write_signbridge_table
 from signattention_core import holistic
 from signattention_core.corpus.importers import assign_splits, import_pose_folder, import_skels
 from signattention_core.corpus.layout import Corpus, CorpusError
@@ -21,20 +21,6 @@ RIGHT_WRIST = holistic.point_index("body", "RIGHT_WRIST")
 LEFT_WRIST = holistic.point_index("body", "LEFT_WRIST")
 RIGHT_HAND_WRIST = holistic.point_index("right_hand", "WRIST")
 LEFT_HAND_WRIST = holistic.point_index("left_hand", "WRIST")
-
-
-def write_signbridge_csv(real_data, path):
-    """Write the CSV a user would prepare for the signbridge sentences, spans included."""
-    segments = json.loads((real_data / "signbridge-asl-sentences" / "segments.json").read_text(encoding="utf-8"))
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "path", "gloss", "text", "gloss_spans"])
-        for sample_id, entry in sorted(segments.items()):
-            glosses = [s["gloss_top1"].upper() for s in entry["segments"]]
-            spans = [[s["start_frame"], s["end_frame_exclusive"]] for s in entry["segments"]]
-            writer.writerow([sample_id, f"{sample_id}/capture.pose", " ".join(glosses),
-                             entry["reference_sentence"], json.dumps(spans)])
-    return segments
 
 
 def test_skels_import_splits_and_shapes(real_data, tmp_path):
@@ -77,7 +63,8 @@ def test_skels_bad_line_names_file_and_line(tmp_path):
 
 def test_pose_folder_import_keeps_spans_and_fps(real_data, tmp_path):
     table = tmp_path / "signbridge.csv"
-    segments = write_signbridge_csv(real_data, table)
+    write_signbridge_table(real_data / "signbridge-asl-sentences", table)
+    segments = json.loads((real_data / "signbridge-asl-sentences" / "segments.json").read_text(encoding="utf-8"))
     samples = import_pose_folder(table, real_data / "signbridge-asl-sentences", tmp_path / "signbridge")
     corpus = Corpus.open(tmp_path / "signbridge", check_poses=True)
 

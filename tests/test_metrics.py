@@ -343,3 +343,14 @@ def test_stack_rejects_bad_matrix_by_index():
         m.row_statistics_stack(A)
     with pytest.raises(ValueError, match="3-D"):
         m.alignment_metrics_stack(uniform(3, 5))
+
+
+def test_repetition_consistency_equals_mean_pairwise_w1():
+    rng = np.random.default_rng(3)
+    rows = rng.random((5, 100))
+    pairs = [m.wasserstein_1(rows[a], rows[b]) for a in range(5) for b in range(a + 1, 5)]
+
+    assert m.repetition_consistency(list(rows)) == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert math.isnan(m.repetition_consistency(list(rows[:1])))
+    with pytest.raises(ValueError, match="non-negative and not all zero"):
+        m.repetition_consistency([rows[0], np.zeros(100)])

@@ -174,6 +174,21 @@ def _find_pose_file(poses_dir: Path, sample_id: str, relative_path: str | None) 
     return None
 
 
+def imported_metadata(out_dir: Path, name: str | None, output_types: list[str], source: str) -> dict:
+    """Return the metadata.json of an imported corpus; languages and URL are left for the user to fill in."""
+    return {
+        "name": name or out_dir.name,
+        "id": name or out_dir.name,
+        "url": "",
+        "input_language": "",
+        "output_language": "",
+        "input_types": ["pose"],
+        "output_types": output_types,
+        "split_type": "random",
+        "source": source,
+    }
+
+
 def import_pose_folder(
     csv_path: str | Path,
     poses_dir: str | Path,
@@ -272,17 +287,8 @@ def import_pose_folder(
         for index, split in zip(drawn_split, drawn, strict=True):
             samples[index] = dataclasses.replace(samples[index], split=split)
         logger.info("assigned splits at random (seed %d) to %d sample(s)", seed, len(drawn_split))
-    metadata = {
-        "name": name or out_dir.name,
-        "id": name or out_dir.name,
-        "url": "",
-        "input_language": "",
-        "output_language": "",
-        "input_types": ["pose"],
-        "output_types": ["gloss", "text"] if any(s.text for s in samples) else ["gloss"],
-        "split_type": "random",
-        "source": f"imported from {csv_path.name} and .pose files",
-    }
+    output_types = ["gloss", "text"] if any(s.text for s in samples) else ["gloss"]
+    metadata = imported_metadata(out_dir, name, output_types, f"imported from {csv_path.name} and .pose files")
     write_corpus(out_dir, metadata, samples, sources, overwrite=overwrite)
     return samples
 
@@ -393,16 +399,7 @@ def import_skels(
     present = {s.split for s in samples}
     if not set(SPLITS) <= present:
         logger.warning("%s has no sample in split(s) %s", skels_dir, ", ".join(sorted(set(SPLITS) - present)))
-    metadata = {
-        "name": name or out_dir.name,
-        "id": name or out_dir.name,
-        "url": "",
-        "input_language": "",
-        "output_language": "",
-        "input_types": ["pose"],
-        "output_types": ["gloss", "text"],
-        "split_type": "random",
-        "source": "Progressive Transformers skeleton files (50 joints in 3D, neck-centred)",
-    }
+    metadata = imported_metadata(out_dir, name, ["gloss", "text"],
+                                 "Progressive Transformers skeleton files (50 joints in 3D, neck-centred)")
     write_corpus(out_dir, metadata, samples, poses, overwrite=overwrite)
     return samples

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from signattention_core import holistic
+from signattention_core.corpus.importers import imported_metadata
 from signattention_core.corpus.layout import CorpusError, Sample, write_corpus
 from signattention_core.text import normalize_text
 
@@ -361,16 +362,9 @@ def write_concat_corpus(lexicon_dir: str | Path, out_dir: str | Path, config: Co
             gloss_spans=tuple(item["spans"]),
         ))
         poses[sample_id] = item["pose"]
-    metadata = {
-        "name": name or out_dir.name,
-        "id": name or out_dir.name,
-        "url": "",
-        "input_language": "",
-        "output_language": "",
-        "input_types": ["pose"],
-        "output_types": ["gloss"],
-        "split_type": "random",
-        "source": f"sentences composed from the isolated signs in {lexicon_dir.name}",
+    metadata = imported_metadata(out_dir, name, ["gloss"],
+                                 f"sentences composed from the isolated signs in {lexicon_dir.name}")
+    metadata |= {
         "concat": {
             "seed": config.seed, "n_sentences": config.n_sentences, "lengths": [config.min_length, config.max_length],
             "renditions": config.renditions, "fps": config.fps, "speed_range": list(config.speed_range),
