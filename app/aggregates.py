@@ -91,8 +91,9 @@ def metric_intervals(table: pd.DataFrame, metric_names: Sequence[str], by: str |
     return pd.DataFrame(rows, columns=columns)
 
 
-# metrics for which uniform attention is a meaningful "no alignment" reference. Rank-based
-# metrics are undefined or degenerate on the ties of a uniform matrix, and gold mass needs spans.
+# metrics for which uniform attention on the median position count is a meaningful "no
+# alignment" reference. Rank-based metrics are undefined or degenerate on the ties of a
+# uniform matrix, and gold mass gets a per-sample reference instead.
 UNIFORM_REFERENCE_METRICS: tuple[str, ...] = (
     "band_diagonality",
     "centroid_error",
@@ -103,7 +104,7 @@ UNIFORM_REFERENCE_METRICS: tuple[str, ...] = (
 )
 
 
-def uniform_reference(lengths: pd.Series, positions: pd.Series) -> pd.DataFrame:
+def uniform_reference(lengths: pd.Series, positions: pd.Series, gold: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return each metric's value for uniform attention, per sentence length.
 
     For every length N, the metric is computed on an N x T matrix of equal
@@ -112,10 +113,17 @@ def uniform_reference(lengths: pd.Series, positions: pd.Series) -> pd.DataFrame:
     to the right part of the video than one that spreads attention evenly.
     For example, band diagonality is about 1/N for uniform attention.
 
+    Gold mass depends on each sample's spans, so when `gold` is given (one
+    row per sample, in the order of `lengths`, with `gold_spans`,
+    `frame_index` and `n_positions`) its reference is the mean over the
+    samples of that length of the gold mass of their own uniform matrix.
+
     Returns columns metric, length, uniform.
     """
     table = pd.DataFrame({"length": lengths.to_numpy(), "positions": positions.to_numpy()})
     rows = []
+    if gold is not None:
+        rows.extend(_uniform_gold_mass(table["length"].to_numpy(), gold))
     for length, group in table.groupby("length", sort=True):
         n_rows = int(length)
         n_positions = int(round(float(group["positions"].median())))
@@ -126,6 +134,28 @@ def uniform_reference(lengths: pd.Series, positions: pd.Series) -> pd.DataFrame:
         for metric in UNIFORM_REFERENCE_METRICS:
             rows.append({"metric": metric, "length": n_rows, "uniform": float(values[metric])})
     return pd.DataFrame(rows, columns=["metric", "length", "uniform"])
+
+
+def _uniform_gold_mass(lengths: np.ndarray, gold: pd.DataFrame) -> list[dict]:
+    """Return the mean uniform-attention gold mass per length, over samples that have gold spans."""
+    values: dict[int, list[float]] = {}
+    for length, spans, frame_index, n_positions in zip(
+        lengths, gold["gold_spans"], gold["frame_index"], gold["n_positions"], strict=True
+    ):
+        if spans is None or len(spans) == 0 or int(length) < 1 or int(n_positions) < 1:
+            continue
+
+        # a uniform row puts 1/T on each position, so its gold mass is the share of positions in
+        # the span; frame_index increases, so two binary searches count them (as metrics.gold_mass)
+        rows = min(int(length), len(spans))
+        bounds = np.asarray([list(span) for span in spans[:rows]], dtype=np.int64)  # (rows, 2)
+        frames = np.asarray(frame_index)
+        inside = np.searchsorted(frames, bounds[:, 1], "left") - np.searchsorted(frames, bounds[:, 0], "left")
+        values.setdefault(int(length), []).append(float((inside / int(n_positions)).mean()))
+    return [
+        {"metric": "gold_mass", "length": length, "uniform": float(np.mean(found))}
+        for length, found in sorted(values.items())
+    ]
 
 
 def mean_profiles_by_length(keys: pd.DataFrame, profiles: np.ndarray, lengths: pd.Series) -> pd.DataFrame:

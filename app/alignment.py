@@ -123,7 +123,8 @@ else:
         metric_grid, intervals, name=f"{ref.name}-metrics-by-length-{grouping}",
         caption=f"Dots: mean over samples; bars: percentile bootstrap 95% interval of the mean "
                 f"({aggregates.BOOTSTRAP_RESAMPLES} resamples, seed {aggregates.BOOTSTRAP_SEED}); grey ticks: "
-                "the value for uniform attention over the median number of positions at that length, so a dot "
+                "the value for uniform attention over the median number of positions at that length (for gold "
+                "mass, the mean over the samples of uniform attention on their own positions and spans), so a dot "
                 "on its tick shows no more alignment than attending everywhere equally. Metrics are computed on "
                 "raw weights without the EOS row; the mean over heads is the metric of the head-averaged matrix.",
     )

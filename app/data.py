@@ -285,7 +285,8 @@ def uniform_reference(ref: RunRef) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _uniform_reference(path: str, stamp: int) -> pd.DataFrame:
     samples = _samples(path, stamp)
-    return aggregates.uniform_reference(samples["hypothesis_length"], samples["n_positions"])
+    gold = samples[["gold_spans", "frame_index", "n_positions"]]
+    return aggregates.uniform_reference(samples["hypothesis_length"], samples["n_positions"], gold)
 
 
 def cross_share(ref: RunRef, layer: int) -> pd.DataFrame:

@@ -351,3 +351,31 @@ def test_uniform_reference_per_length():
     assert table[("normalized_entropy", 4)] == pytest.approx(1.0)
     assert table[("focus_rate_scaled", 4)] == pytest.approx(30 / 4 / 30)
     assert "centroid_spearman" not in table.index.get_level_values("metric")
+
+
+def test_uniform_gold_mass_uses_each_sample_spans():
+    lengths = pd.Series([2, 2, 3])
+    positions = pd.Series([4, 4, 3])
+    gold = pd.DataFrame(
+        {
+            # sample 0: spans cover 1 and 3 of 4 positions; sample 1: 2 and 2; sample 2: no spans
+            "gold_spans": [[[0, 3], [3, 12]], [[0, 6], [6, 12]], None],
+            "frame_index": [np.array([0, 3, 6, 9])] * 2 + [np.array([0, 3, 6])],
+            "n_positions": [4, 4, 3],
+        }
+    )
+    table = aggregates.uniform_reference(lengths, positions, gold).set_index(["metric", "length"])["uniform"]
+
+    # mean over samples of the mean share of positions inside each row's span
+    assert table[("gold_mass", 2)] == pytest.approx(((1 / 4 + 3 / 4) / 2 + (2 / 4 + 2 / 4) / 2) / 2)
+    assert ("gold_mass", 3) not in table.index
+
+
+def test_uniform_gold_mass_matches_metrics_module():
+    rng = np.random.default_rng(5)
+    frame_index = np.sort(rng.choice(200, size=40, replace=False))
+    spans = [[10, 60], [60, 61], [70, 150], [150, 199]]
+    gold = pd.DataFrame({"gold_spans": [spans], "frame_index": [frame_index], "n_positions": [40]})
+    table = aggregates.uniform_reference(pd.Series([3]), pd.Series([40]), gold).set_index(["metric", "length"])
+    expected = alignment.gold_mass(np.full((3, 40), 1 / 40), spans, frame_index)
+    assert table.loc[("gold_mass", 3), "uniform"] == pytest.approx(expected, abs=1e-12)
