@@ -346,7 +346,7 @@ def test_uniform_reference_per_length():
 
     # a single gloss's band covers the whole video
     assert table[("band_diagonality", 1)] == pytest.approx(1.0)
-    # 4 glosses over the median 30 positions: each band holds 8 of 30 positions
+    # 4 glosses over the median 30 positions: each band contains 8 of 30 positions
     assert table[("band_diagonality", 4)] == pytest.approx(8 / 30)
     assert table[("normalized_entropy", 4)] == pytest.approx(1.0)
     assert table[("focus_rate_scaled", 4)] == pytest.approx(30 / 4 / 30)

@@ -317,7 +317,7 @@ def skels_to_holistic(values: np.ndarray, hand_order: tuple[str, str] = ("right_
     Returns:
         (F, 543, 3) float32; body points without a counterpart, and the face, are NaN.
         Coordinates are shifted by +0.5 in x and y so that the neck, the origin of
-        the format, sits at the image centre; the scale is kept.
+        the format, sits at the image centre. The scale is kept.
     """
     if values.size % SKELS_VALUES_PER_FRAME:
         raise ValueError(f"{values.size} values is not a multiple of {SKELS_VALUES_PER_FRAME} "
@@ -354,7 +354,7 @@ def import_skels(
     """Import a Progressive Transformers data folder (train/dev/test `.skels` with `.gloss`, `.text`, `.files`).
 
     Splits come from the file names (`dev` becomes `val`). Each `.skels` line
-    holds 151 numbers per frame; the trailing counter of each frame is dropped.
+    contains 151 numbers per frame; the trailing counter of each frame is dropped.
     The four files of a split must have the same number of lines.
     """
     skels_dir, out_dir = Path(skels_dir), Path(out_dir)

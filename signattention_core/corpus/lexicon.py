@@ -2,7 +2,7 @@
 
 Continuous corpora with annotated gloss boundaries are rare. Concatenating
 real isolated signs gives sentences whose gold spans are exact, because the
-composer knows where each sign starts and ends. Two lexicon layouts are read:
+composer records where each sign starts and ends. Two lexicon layouts are read:
 
 - a JSON lexicon: `metadata.json` (with `signs` and `face_indices`) and
   `signs/<gloss>.json`, each holding `fps` and `frames[]` of
