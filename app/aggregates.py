@@ -113,10 +113,10 @@ def uniform_reference(lengths: pd.Series, positions: pd.Series, gold: pd.DataFra
     to the right part of the video than one that spreads attention evenly.
     For example, band diagonality is about 1/N for uniform attention.
 
-    Gold mass depends on each sample's spans, so when `gold` is given (one
-    row per sample, in the order of `lengths`, with `gold_spans`,
-    `frame_index` and `n_positions`) its reference is the mean over the
-    samples of that length of the gold mass of their own uniform matrix.
+    Gold mass depends on each sample's spans. `gold`, when given, has one
+    row per sample in the order of `lengths`, with `gold_spans`,
+    `frame_index` and `n_positions`. The gold-mass reference of a length is
+    then the mean over its samples of the gold mass of their own uniform matrix.
 
     Returns columns metric, length, uniform.
     """
@@ -146,7 +146,7 @@ def _uniform_gold_mass(lengths: np.ndarray, gold: pd.DataFrame) -> list[dict]:
             continue
 
         # a uniform row puts 1/T on each position, so its gold mass is the share of positions in
-        # the span; frame_index increases, so two binary searches count them (as metrics.gold_mass)
+        # the span. frame_index increases, so two binary searches count them as metrics.gold_mass does.
         rows = min(int(length), len(spans))
         bounds = np.asarray([list(span) for span in spans[:rows]], dtype=np.int64)  # (rows, 2)
         frames = np.asarray(frame_index)
@@ -260,38 +260,6 @@ def reference_steps(keys: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     joined = joined.assign(reference_gloss=reference_gloss).drop(columns=["reference_tokens"])
     joined = joined[joined["reference_gloss"].notna().to_numpy() & ~joined["is_final"].to_numpy()]
     return joined.assign(matches=(joined["token"] == joined["reference_gloss"]).to_numpy())
-
-
-def gloss_consistency(keys: pd.DataFrame, profiles: np.ndarray, samples: pd.DataFrame) -> pd.DataFrame:
-    """Return the repetition consistency of every reference gloss in every sentence group.
-
-    The definition of `Artifact.repetition_consistency`, vectorised: within
-    a sentence group, the step-`i` profiles of the performances whose
-    hypothesis gloss `i` equals reference gloss `i` are compared by mean
-    pairwise Wasserstein-1 distance. Steps that predicted another gloss are
-    left out, because their rows attend for a different sign. Returns
-    sentence_group, gloss_index, gloss, n_performances, consistency and
-    sample_idx (the samples compared), for glosses with two or more such
-    performances.
-    """
-    steps = reference_steps(keys, samples)
-    steps = steps[steps["matches"].to_numpy()]
-    rows = []
-    for (group, step), members in steps.groupby(["sentence_group", "step"], sort=True):
-        if len(members) < 2:
-            continue
-        rows.append(
-            {
-                "sentence_group": group,
-                "gloss_index": int(step),
-                "gloss": members["token"].iloc[0],
-                "n_performances": len(members),
-                "consistency": alignment.repetition_consistency(list(profiles[members["row"].to_numpy()])),
-                "sample_idx": members["sample_idx"].to_list(),
-            }
-        )
-    columns = ["sentence_group", "gloss_index", "gloss", "n_performances", "consistency", "sample_idx"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def group_summary(samples: pd.DataFrame, per_gloss: pd.DataFrame) -> pd.DataFrame:

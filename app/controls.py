@@ -71,6 +71,15 @@ def context(ref: RunRef, *, layer: int | None = None, head: int | None = None,
     )
 
 
+def matrix_view(ref: RunRef) -> tuple[int, int, str, ViewContext]:
+    """Draw the layer, head and colour-scale controls in one row; return them and their context."""
+    first, second, third = st.columns(3)
+    chosen_layer = layer(ref, container=first)
+    chosen_head = head(ref, container=second)
+    norm = normalisation(container=third)
+    return chosen_layer, chosen_head, norm, context(ref, layer=chosen_layer, head=chosen_head, normalisation=norm)
+
+
 def escape_markdown(text: str) -> str:
     """Escape the characters Streamlit's Markdown gives a meaning (`_`, `*`, `$`, brackets and more)."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)

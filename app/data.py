@@ -21,7 +21,7 @@ import streamlit as st
 
 from app import aggregates, runs, state
 from app.filters import gloss_keys
-from signattention_core.artifacts import Artifact, ArtifactError, SampleAttention
+from signattention_core.artifacts import Artifact, ArtifactError, SampleAttention, gloss_consistency
 from signattention_core.metrics import METRIC_NAMES
 
 logger = logging.getLogger(__name__)
@@ -349,7 +349,7 @@ def consistency(ref: RunRef, layer: int, head: int) -> tuple[pd.DataFrame, pd.Da
 def _consistency(path: str, stamp: int, layer: int, head: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     keys, profiles = _step_profiles(path, stamp, layer, head)
     table = _samples(path, stamp)
-    per_gloss = aggregates.gloss_consistency(keys, profiles, table)
+    per_gloss = gloss_consistency(keys, profiles, table)
     return per_gloss, aggregates.group_summary(table, per_gloss)
 
 

@@ -23,11 +23,7 @@ controls.header(
 ref = data.current_run()
 table = data.samples(ref)
 
-first, second, third = st.columns(3)
-layer = controls.layer(ref, container=first)
-head = controls.head(ref, container=second)
-norm = controls.normalisation(container=third)
-context = controls.context(ref, layer=layer, head=head, normalisation=norm)
+layer, head, norm, context = controls.matrix_view(ref)
 per_gloss, groups = data.consistency(ref, layer, head)
 repeated = groups[groups["performances"] >= 2]
 if repeated.empty:

@@ -605,7 +605,7 @@ class _TableStream:
     Writes run on `executor`, a single thread that the streams of one writer
     share, so that Parquet encoding and compression overlap with building the
     next samples, because pyarrow releases the GIL while it writes. At most one
-    write per table is in flight, so a table holds at most about twice
+    write per table is in flight, so a table keeps at most about twice
     `flush_bytes` in memory. A failed write raises at the next `flush` or at `close`.
     """
 
@@ -1346,45 +1346,8 @@ class Artifact:
         moments every time) and sample_idx (the samples compared).
         """
         keys, profiles = self.step_profiles(layer, head)
-        samples = self.samples(columns=["sentence_group", "reference_tokens"]).set_index(
-            "sample_idx"
-        )
-
-        keys = keys.join(samples, on="sample_idx")
-        reference_gloss = [
-            refs[step] if step < len(refs) else None
-            for refs, step in zip(keys["reference_tokens"], keys["step"], strict=True)
-        ]
-        matches = (
-            keys["token"].to_numpy(dtype=object) == np.array(reference_gloss, dtype=object)
-        ) & ~keys["is_final"].to_numpy()
-        keys = keys.assign(row=np.arange(len(keys)))[matches]
-
-        rows = []
-        for (group, step), members in keys.groupby(["sentence_group", "step"], sort=True):
-            if len(members) < 2:
-                continue
-            rows.append(
-                {
-                    "sentence_group": group,
-                    "gloss_index": int(step),
-                    "gloss": members["token"].iloc[0],
-                    "n_performances": len(members),
-                    "consistency": alignment.repetition_consistency(
-                        list(profiles[members["row"].to_numpy()])
-                    ),
-                    "sample_idx": members["sample_idx"].to_list(),
-                }
-            )
-        columns = [
-            "sentence_group",
-            "gloss_index",
-            "gloss",
-            "n_performances",
-            "consistency",
-            "sample_idx",
-        ]
-        return pd.DataFrame(rows, columns=columns)
+        samples = self.samples(columns=["sentence_group", "reference_tokens"])
+        return gloss_consistency(keys, profiles, samples)
 
     def pose(self, sample_idx: int) -> np.ndarray | None:
         """Return one sample's stored pose as (F, 543, 2) float32, NaN where not stored or detected.
@@ -1451,6 +1414,54 @@ class Artifact:
             ends_with_eos=bool(entry["ends_with_eos"]),
             **arrays,
         )
+
+
+
+def gloss_consistency(keys: pd.DataFrame, profiles: np.ndarray, samples: pd.DataFrame) -> pd.DataFrame:
+    """Return the repetition consistency of every reference gloss in every sentence group.
+
+    `keys` and `profiles` are as returned by `Artifact.step_profiles`, and
+    `samples` has sample_idx, sentence_group and reference_tokens. The
+    columns returned are those of `Artifact.repetition_consistency`, which
+    calls this function on the artifact's own tables.
+    """
+    samples = samples.set_index("sample_idx")[["sentence_group", "reference_tokens"]]
+
+    keys = keys.join(samples, on="sample_idx")
+    reference_gloss = [
+        refs[step] if step < len(refs) else None
+        for refs, step in zip(keys["reference_tokens"], keys["step"], strict=True)
+    ]
+    matches = (
+        keys["token"].to_numpy(dtype=object) == np.array(reference_gloss, dtype=object)
+    ) & ~keys["is_final"].to_numpy()
+    keys = keys.assign(row=np.arange(len(keys)))[matches]
+
+    rows = []
+    for (group, step), members in keys.groupby(["sentence_group", "step"], sort=True):
+        if len(members) < 2:
+            continue
+        rows.append(
+            {
+                "sentence_group": group,
+                "gloss_index": int(step),
+                "gloss": members["token"].iloc[0],
+                "n_performances": len(members),
+                "consistency": alignment.repetition_consistency(
+                    list(profiles[members["row"].to_numpy()])
+                ),
+                "sample_idx": members["sample_idx"].to_list(),
+            }
+        )
+    columns = [
+        "sentence_group",
+        "gloss_index",
+        "gloss",
+        "n_performances",
+        "consistency",
+        "sample_idx",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _run_stamp(path: Path) -> tuple[int, int, int] | None:

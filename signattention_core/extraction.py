@@ -279,7 +279,7 @@ def portable_path(target: Path, out_dir: Path) -> str:
 
     The path is relative to the artifact folder when the two share a parent
     folder below the file-system root, so that a repository moved or cloned
-    elsewhere still finds it; otherwise it is absolute.
+    elsewhere still finds it. Otherwise the path is absolute.
     """
     target = Path(target).resolve()
     out_dir = Path(out_dir).resolve()

@@ -97,7 +97,7 @@ def test_decoder_self_first_step_attends_bos(open_page, app_runs):  # noqa: F811
     cells = chart_data(chart_named(at, "Decoder self-attention"))
     first_step = cells[cells["query"] == cells["query"].iloc[0]].set_index("key")["weight"]
 
-    # causal attention: the first decoding step sees only the BOS input, so all its weight sits there
+    # causal attention: the first decoding step can attend only to the BOS input, so all its weight is there
     assert first_step.index[0] == "0. <bos>"
     assert first_step["0. <bos>"] == pytest.approx(1.0, abs=1e-3)
     assert "<eos>" not in " ".join(cells["key"])

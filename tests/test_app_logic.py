@@ -10,7 +10,6 @@ from conftest_app import GOOD_RUN, app_runs  # noqa: F401
 
 from app import aggregates, filters, runs
 from signattention_core import metrics as alignment
-from signattention_core.artifacts import Artifact
 
 # ---------------------------------------------------------------------------- run folders
 
@@ -242,21 +241,6 @@ def test_reference_steps_pairing():
     assert paired["row"].tolist() == [0, 1, 3]
     assert paired["reference_gloss"].tolist() == ["Α", "Β", "Α"]
     assert paired["matches"].tolist() == [True, False, True]
-
-
-def test_gloss_consistency_matches_artifact(app_runs):  # noqa: F811
-    artifact = Artifact.open(app_runs.root / GOOD_RUN)
-    first = artifact.samples().iloc[0]
-    for layer, head in ((0, -1), (int(first["n_decoder_layers"]) - 1, int(first["n_heads"]) - 1)):
-        keys, profiles = artifact.step_profiles(layer, head)
-        ours = aggregates.gloss_consistency(keys, profiles, artifact.samples())
-        theirs = artifact.repetition_consistency(layer, head)
-        assert len(ours) == len(theirs) > 0
-        assert ours["sentence_group"].tolist() == theirs["sentence_group"].tolist()
-        assert ours["gloss_index"].tolist() == theirs["gloss_index"].tolist()
-        assert ours["n_performances"].tolist() == theirs["n_performances"].tolist()
-        assert ours["sample_idx"].tolist() == theirs["sample_idx"].tolist()
-        assert ours["consistency"].to_numpy() == pytest.approx(theirs["consistency"].to_numpy(), abs=1e-9)
 
 
 def test_group_summary_means_glosses():

@@ -231,7 +231,7 @@ def test_pose_folder_rejects_span_past_last_frame(real_data, tmp_path):
         import_pose_folder(table, folder, tmp_path / "out")
 
 
-def test_pose_folder_keeps_extra_columns_and_reads_windows_files(real_data, tmp_path):
+def test_pose_folder_extra_columns_windows_files(real_data, tmp_path):
     folder = _sgg_folder(real_data, tmp_path)
     table = tmp_path / "rows.csv"
     content = 'id,gloss,text,split,video,notes\r\nessen,ESSEN,"essen, bitte",Dev,essen.mp4,"a; b"\r\n'

@@ -202,9 +202,9 @@ def import_pose_folder(
     """Import a folder of `.pose` files listed in a CSV into a corpus folder.
 
     The CSV needs an id (`id`, `name`) or a path (`path`, relative to
-    `poses_dir`) and glosses (`gloss`, `glosses`, `orth`); `text`, `signer`,
-    `split`, `repetition`, `sentence_group`, `gloss_spans`, `start` and `end`
-    are taken when present, and other columns are kept as extra columns.
+    `poses_dir`) and glosses (`gloss`, `glosses`, `orth`). The columns `text`,
+    `signer`, `split`, `repetition`, `sentence_group`, `gloss_spans`, `start`
+    and `end` are taken when present, and other columns are kept as extras.
     Rows with an empty split are assigned to splits at random with
     `split_fractions` and `seed`. The import writes nothing and raises
     CorpusError listing every missing `.pose` file and every invalid row
@@ -214,7 +214,7 @@ def import_pose_folder(
     """
     csv_path, poses_dir, out_dir = Path(csv_path), Path(poses_dir), Path(out_dir)
     if not poses_dir.is_dir():
-        raise CorpusError(f"pose folder {poses_dir} not found; pass the folder that holds the .pose files")
+        raise CorpusError(f"pose folder {poses_dir} not found; pass the folder that contains the .pose files")
     rows, columns, problems = _read_table(csv_path)
     consumed = set(columns.values())
 
@@ -295,9 +295,9 @@ def import_pose_folder(
 
 # Progressive Transformers joint order: 8 upper-body joints (nose, neck, then
 # two arms as shoulder, elbow, wrist) and two hands of 21 joints. The files do
-# not name the joints, so sides are assigned from the data: x grows towards
-# the image's right, the arm of joints 2-4 lies on the image's right (the
-# signer's left), and the first hand attaches to joint 7 and moves most in
+# not name the joints, so sides are assigned from the data. x grows towards
+# the image's right, and the arm of joints 2-4 lies on the image's right (the
+# signer's left). The first hand attaches to joint 7 and moves most in
 # 13 of the 15 PHOENIX-2014T samples checked, as a right-handed signer's
 # dominant hand does. The neck has no MediaPipe counterpart and is dropped.
 SKELS_BODY_JOINTS: tuple[str | None, ...] = (

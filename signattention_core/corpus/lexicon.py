@@ -61,12 +61,12 @@ class LexiconSign:
 
 @dataclass(frozen=True)
 class ConcatConfig:
-    """How sentences are composed from isolated signs."""
+    """Settings for composing sentences from isolated signs."""
 
     seed: int = 0  # seeds the choice of signs, speeds, amplitudes and transitions
     n_sentences: int = 40  # distinct sentences (gloss sequences) to compose
-    min_length: int = 2  # fewest glosses in a sentence
-    max_length: int = 5  # most glosses in a sentence
+    min_length: int = 2  # minimum number of glosses in a sentence
+    max_length: int = 5  # maximum number of glosses in a sentence
     renditions: int = 4  # performances of each sentence, each with its own speed and amplitude
     fps: float = 30.0  # frame rate every sign is resampled to
     speed_range: tuple[float, float] = (0.8, 1.25)  # playback speed factor per sign and rendition

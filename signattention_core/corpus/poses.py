@@ -121,7 +121,7 @@ def read_pose_format(path: str | Path):
 
 
 def _check_complete(content: bytes, label: str) -> None:
-    """Raise PoseReadError when a `.pose` file holds fewer bytes than its frames need.
+    """Raise PoseReadError when a `.pose` file contains fewer bytes than its frames need.
 
     pose-format 0.15 reads a truncated version 0.1 file without an error: it
     derives the frame count from the bytes left and then reads confidences
