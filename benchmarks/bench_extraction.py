@@ -131,6 +131,13 @@ def study_sample_layout(capture: SampleCapture) -> dict:
     return sample
 
 
+def _size_ratio(label: str, ours: int, pickled: int) -> str:
+    """Describe a size against the pickle as a ratio above 1, e.g. `2.00x smaller`."""
+    if ours <= pickled:
+        return f"{label} {pickled / ours:.2f}x smaller"
+    return f"{label} {ours / pickled:.2f}x larger"
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -275,8 +282,8 @@ def main() -> None:
         print(f"  {name:<36}{size / n:10.0f} bytes/sample")
     attention_bytes = sum(size for name, size in table_bytes.items() if name.startswith("attention"))
     print(f"torch.save of the same tensors:       {pickle_bytes / n:10.0f} bytes/sample "
-          f"(attention table {pickle_bytes / attention_bytes:.2f}x smaller, "
-          f"whole artifact {pickle_bytes / artifact_bytes:.2f}x smaller)")
+          f"({_size_ratio('attention table', attention_bytes, pickle_bytes)}, "
+          f"{_size_ratio('whole artifact', artifact_bytes, pickle_bytes)})")
     print(f"torch.save in the study's layout:     {study_bytes / n:10.0f} bytes/sample "
           "(one file per sample, every step's prefix matrices, averaged over heads)")
 
